@@ -60,6 +60,9 @@ var badConfigs = []struct {
 	{"mask with two bits", "config globals 'globals'\n\toption mmx_mask '0x300'\n", true, []string{
 		"t:2: section 'globals': option 'mmx_mask': 0x300 has 2 bits set; at least 3 are needed for one interface and the special marks (the configuration is refused)",
 	}},
+	{"mask with ten bits", "config globals 'globals'\n\toption mmx_mask '0xffc00'\n", true, []string{
+		"t:2: section 'globals': option 'mmx_mask': 0xffc00 has 10 bits set; with more than 9 the ip rule priorities of mwan3 (1000+id, 2000+id, 3000+id) collide (the configuration is refused)",
+	}},
 	{"mask not hex", "config globals 'globals'\n\toption mmx_mask 'banana'\n", false, []string{
 		"t:2: section 'globals': option 'mmx_mask': 'banana' is not a hexadecimal mask (default 0x3f00 used)",
 	}},

@@ -11,6 +11,10 @@ import (
 // DefaultPath is where OpenWrt keeps the configuration.
 const DefaultPath = "/etc/config/mwan3"
 
+// MaxMaskBits is the most mask bits mwan3's rule priorities allow: with
+// 10 bits, 2000 + the blackhole value would reach the 3000+id range.
+const MaxMaskBits = 9
+
 // MaxNameLen is legacy's limit for rule and policy names.
 const MaxNameLen = 15
 
@@ -249,6 +253,8 @@ func (l *loader) globals(s *UCISection) {
 			r.warn(line, "mmx_mask", "option 'mmx_mask': '%s' is not a hexadecimal mask (default 0x%x used)", v, DefaultMask)
 		case bits.OnesCount64(m) < 3:
 			l.add(Error, line, s.Ref(), "mmx_mask", "option 'mmx_mask': 0x%x has %d bits set; at least 3 are needed for one interface and the special marks (the configuration is refused)", m, bits.OnesCount64(m))
+		case bits.OnesCount64(m) > MaxMaskBits:
+			l.add(Error, line, s.Ref(), "mmx_mask", "option 'mmx_mask': 0x%x has %d bits set; with more than %d the ip rule priorities of mwan3 (1000+id, 2000+id, 3000+id) collide (the configuration is refused)", m, bits.OnesCount64(m), MaxMaskBits)
 		default:
 			g.MMXMask = uint32(m)
 		}
