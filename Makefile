@@ -77,3 +77,5 @@ demo:
 
 clean:
 	rm -rf build
+
+include packaging/Makefile.inc
