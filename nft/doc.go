@@ -1,0 +1,30 @@
+// Package nft renders mwan3's whole policy as one nftables table, `inet
+// mwan3`, and applies it to the kernel as one atomic transaction.
+//
+// The pieces, in the order data flows through them:
+//
+//   - Input: the configuration (already validated by the daemon) and the
+//     current interface states; Mask holds the mark arithmetic (bit
+//     deposit of interface ids and the special values into mmx_mask).
+//   - Render: a pure, deterministic function from Input to Plan. A Plan's
+//     Table is an intermediate representation (tables, sets, maps, chains,
+//     rules as plain Go values) whose String is what `nft list table inet
+//     mwan3` prints for it; Dump and WriteDump give the debug file.
+//   - Applier (Linux): translates the IR into google/nftables v0.3.0
+//     expressions in one place and applies a Plan as one Flush. The table
+//     is created once and never deleted while running; chains that change
+//     are flushed and refilled in the same transaction, so sticky entries,
+//     users' ipset elements, the dynamic set and counters survive. Counters
+//     reads the per-rule and per-member counters back; Remove deletes the
+//     table.
+//
+// The packet path follows the legacy mangle chains step by step (spec §4,
+// design §4.9): conntrack marks are restored and saved under the mask with
+// verdict maps dispatching to one tiny chain per mark value, because
+// OpenWrt kernels lack register-to-register bitwise operations; bits
+// outside the mask are never changed. Policies balance with `numgen random
+// mod Σweight` over the online members of the best metric; sticky rules use
+// one timeout set per rule, family and active member, updated from the
+// packet path, so a sticky client keeps its WAN and moves when that WAN
+// goes offline.
+package nft
