@@ -1,0 +1,419 @@
+package ubus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mwan3d/mwan3d/ubus/internal/blob"
+)
+
+// Object is an object published on the bus, with methods that other
+// clients call. Fill in Name and Methods, then pass it to
+// [Conn.AddObject]; do not change them afterwards.
+type Object struct {
+	// Name is the object's path ("mwan3"). An object without a name is
+	// anonymous: it has an id but is not listed, and can only be called by
+	// clients that know its id.
+	Name string
+	// Methods are published in this order in the object's signature.
+	Methods []Method
+	// SubscribersChanged, if set, is called when the object gains its
+	// first subscriber (true) or loses its last (false). Calls are made
+	// in order, on a goroutine of the Conn.
+	SubscribersChanged func(active bool)
+
+	conn   atomic.Pointer[Conn] // set while added
+	id     atomic.Uint32        // 0 while not registered
+	active atomic.Bool          // has subscribers
+}
+
+// Method is one method of an [Object].
+type Method struct {
+	Name string
+	// Policy lists the arguments, in signature order. Before the handler
+	// runs, an argument present with an incompatible type, or a required
+	// argument that is missing, is answered with StatusInvalidArgument, as
+	// libubus's policy parsing makes handlers do. Integer types are
+	// compatible with one another (JSON clients send large numbers as
+	// int64, booleans as int8), and a double accepts integers too.
+	Policy  []Arg
+	Handler Handler
+}
+
+// Arg is one argument of a method's policy.
+type Arg struct {
+	Name     string
+	Type     Type
+	Required bool
+}
+
+// Handler serves one call of a method. It runs on a goroutine of its own
+// with a context that is canceled when the Conn closes; Close waits for
+// running handlers, so they must return once it is canceled.
+//
+// It may send any number of DATA answers with req.Reply. When it returns,
+// the call is completed with the returned error's status (nil for OK; see
+// [StatusOf]) unless it called req.Defer, in which case it must call
+// req.Complete later, from any goroutine.
+type Handler func(ctx context.Context, req *Request) error
+
+// Request is one incoming method call.
+type Request struct {
+	Object *Object
+	Method string
+	Args   Table
+	User   string // the caller's user name, as ubusd reports it
+	Group  string // the caller's group name
+
+	conn    *Conn
+	sess    *session
+	seq     uint16
+	peer    uint32
+	objID   uint32
+	noReply bool
+
+	mu       sync.Mutex
+	deferred bool
+	done     bool
+}
+
+// Reply sends one DATA answer with data encoded by [AppendTable]. It may be
+// called several times before the call completes.
+func (r *Request) Reply(data any) error {
+	d, err := AppendTable(nil, data)
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.done {
+		return errors.New("ubus: reply to a completed request")
+	}
+	f := blob.Frame(uint8(MsgData), r.seq, r.peer)
+	f = blob.AppendU32(f, uint8(AttrObjID), r.objID)
+	f = blob.Finish(blob.AppendAttr(f, uint8(AttrData), d))
+	if err := checkSize(f); err != nil {
+		// ubusd would disconnect us for an answer over the limit.
+		return err
+	}
+	return r.write(f)
+}
+
+// Defer marks the request as answered later: the handler's return value is
+// then ignored and Complete must be called.
+func (r *Request) Defer() {
+	r.mu.Lock()
+	r.deferred = true
+	r.mu.Unlock()
+}
+
+// Complete ends the call with the status of err (nil: OK). Only the first
+// call has an effect.
+func (r *Request) Complete(err error) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.done {
+		return nil
+	}
+	r.done = true
+	if r.noReply {
+		return nil
+	}
+	return r.write(statusFrame(r.seq, r.peer, r.objID, StatusOf(err)))
+}
+
+func (r *Request) write(f []byte) error {
+	select {
+	case <-r.sess.done:
+		return &StatusError{Op: "reply", Status: StatusConnectionFailed, Err: r.sess.err}
+	default:
+	}
+	return r.sess.write(f, time.Time{})
+}
+
+// AddObject publishes obj on the bus, with a signature built from its
+// methods' policies. Its id is obj.ID(); after a reconnection the object is
+// published again with a new id. It fails while the Conn is disconnected,
+// and with StatusInvalidArgument when the path is taken.
+func (c *Conn) AddObject(ctx context.Context, obj *Object) error {
+	seen := map[string]bool{}
+	for _, m := range obj.Methods {
+		if m.Name == "" || seen[m.Name] || m.Handler == nil || len(m.Name) > math.MaxUint16 {
+			return fmt.Errorf("ubus: object %q: method %.100q: empty, too long or duplicate name, or no handler", obj.Name, m.Name)
+		}
+		for _, a := range m.Policy {
+			if len(a.Name) > math.MaxUint16 {
+				return fmt.Errorf("ubus: object %q: method %q: argument name too long", obj.Name, m.Name)
+			}
+		}
+		seen[m.Name] = true
+	}
+	if err := c.lockReg(ctx); err != nil {
+		return err
+	}
+	defer c.unlockReg()
+	if !obj.conn.CompareAndSwap(nil, c) {
+		return fmt.Errorf("ubus: object %q is already added", obj.Name)
+	}
+	if err := c.addObject(ctx, obj); err != nil {
+		obj.conn.Store(nil)
+		return err
+	}
+	c.mu.Lock()
+	c.objects = append(c.objects, obj)
+	c.mu.Unlock()
+	return nil
+}
+
+// addObject sends ADD_OBJECT for obj and records its id.
+func (c *Conn) addObject(ctx context.Context, obj *Object) error {
+	_, err := c.register(ctx, "add object "+strconv.Quote(obj.Name), obj, func(f []byte) []byte {
+		if obj.Name == "" {
+			return f
+		}
+		f = blob.AppendString(f, uint8(AttrObjPath), obj.Name)
+		f, off := blob.Begin(f)
+		for _, m := range obj.Methods {
+			var moff int
+			f, moff = blob.BeginMsg(f, m.Name)
+			for _, a := range m.Policy {
+				f = blob.AppendMsg(f, uint8(TypeInt32), a.Name, []byte{0, 0, 0, byte(a.Type)})
+			}
+			f = blob.End(f, moff, uint8(TypeTable), true)
+		}
+		return blob.End(f, off, uint8(AttrSignature), false)
+	})
+	return err
+}
+
+// register sends an ADD_OBJECT and makes target (an *Object, *Listener or
+// *Subscriber) reachable under the new id as soon as ubusd tells it: an
+// invocation or subscription can follow the answer immediately.
+func (c *Conn) register(ctx context.Context, op string, target any, body func([]byte) []byte) (uint32, error) {
+	var id uint32
+	onData := func(m *Message) { // c.mu held
+		v, ok := m.GetU32(AttrObjID)
+		if !ok || id != 0 {
+			return
+		}
+		id = v
+		c.byID[id] = target
+		switch t := target.(type) {
+		case *Object:
+			t.id.Store(id)
+			t.active.Store(false)
+		case *Listener:
+			t.id = id
+		case *Subscriber:
+			t.id = id
+		}
+	}
+	_, err := c.do(ctx, op, MsgAddObject, 0, body, reqOpts{onData: onData})
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err == nil && id == 0 {
+		err = &StatusError{Op: op, Status: StatusNoData}
+	}
+	if err != nil && id != 0 {
+		if c.byID[id] == target {
+			delete(c.byID, id)
+		}
+		id = 0
+	}
+	return id, err
+}
+
+// unregister sends REMOVE_OBJECT for an object id.
+func (c *Conn) unregister(ctx context.Context, op string, id uint32) error {
+	_, err := c.do(ctx, op, MsgRemoveObject, 0, func(f []byte) []byte {
+		return blob.AppendU32(f, uint8(AttrObjID), id)
+	}, reqOpts{})
+	return err
+}
+
+// RemoveObject withdraws obj from the bus.
+func (c *Conn) RemoveObject(ctx context.Context, obj *Object) error {
+	if err := c.lockReg(ctx); err != nil {
+		return err
+	}
+	defer c.unlockReg()
+	if obj.conn.Load() != c {
+		return fmt.Errorf("ubus: object %q is not added", obj.Name)
+	}
+	id := obj.id.Load()
+	var err error
+	if id != 0 {
+		err = c.unregister(ctx, "remove object "+strconv.Quote(obj.Name), id)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.byID, id)
+	obj.id.Store(0)
+	obj.active.Store(false)
+	obj.conn.Store(nil)
+	for i, o := range c.objects {
+		if o == obj {
+			c.objects = append(c.objects[:i], c.objects[i+1:]...)
+			break
+		}
+	}
+	return err
+}
+
+// ID returns the object's id on the bus, 0 while it is not registered.
+func (o *Object) ID() uint32 { return o.id.Load() }
+
+// HasSubscribers reports whether anyone subscribes to the object, as ubusd
+// last told us.
+func (o *Object) HasSubscribers() bool { return o.active.Load() }
+
+// Notify sends a notification of the given type to the object's
+// subscribers. With wait, it returns once every subscriber has answered
+// (an error carries the first failing status), or ctx ends; without, the
+// notification is fire-and-forget (NO_REPLY), as netifd sends its
+// interface updates.
+func (o *Object) Notify(ctx context.Context, typ string, data any, wait bool) error {
+	c := o.conn.Load()
+	if c == nil {
+		return fmt.Errorf("ubus: notify %q: object %q is not added", typ, o.Name)
+	}
+	id := o.ID()
+	op := fmt.Sprintf("notify %q %q", o.Name, typ)
+	if id == 0 {
+		return &StatusError{Op: op, Status: StatusConnectionFailed, Err: errors.New("ubus: object not registered")}
+	}
+	d, err := AppendTable(nil, data)
+	if err != nil {
+		return &StatusError{Op: op, Status: StatusInvalidArgument, Err: err}
+	}
+	body := func(f []byte) []byte {
+		f = blob.AppendU32(f, uint8(AttrObjID), id)
+		f = blob.AppendString(f, uint8(AttrMethod), typ)
+		f = blob.AppendAttr(f, uint8(AttrData), d)
+		if !wait {
+			f = blob.AppendU8(f, uint8(AttrNoReply), 1)
+		}
+		return f
+	}
+	if !wait {
+		return c.send(ctx, op, MsgNotify, id, body)
+	}
+	_, err = c.do(ctx, op, MsgNotify, id, body, reqOpts{notify: true})
+	return err
+}
+
+// call serves an INVOKE of one of our objects, like libubus's
+// ubus_process_invoke.
+func (c *Conn) call(s *session, obj *Object, id uint32, m *Message) {
+	fail := func(st Status) { s.post(statusFrame(m.Seq, m.Peer, id, st)) }
+	name, ok := m.GetString(AttrMethod)
+	data, hasData := m.Get(AttrData)
+	if !ok || !hasData {
+		fail(StatusInvalidArgument)
+		return
+	}
+	var meth *Method
+	for i := range obj.Methods {
+		if obj.Methods[i].Name == name {
+			meth = &obj.Methods[i]
+		}
+	}
+	if meth == nil {
+		fail(StatusMethodNotFound)
+		return
+	}
+	args, err := DecodeTable(data)
+	if err != nil || !meth.accepts(args) {
+		fail(StatusInvalidArgument)
+		return
+	}
+	nr, _ := m.GetU8(AttrNoReply)
+	req := &Request{Object: obj, Method: name, Args: args, conn: c, sess: s, seq: m.Seq, peer: m.Peer, objID: id, noReply: nr != 0}
+	req.User, _ = m.GetString(AttrUser)
+	req.Group, _ = m.GetString(AttrGroup)
+	select {
+	case c.hsem <- struct{}{}:
+	default:
+		c.opt.log.Warn("ubus: too many method calls running, refusing one", "object", obj.Name, "method", name)
+		fail(StatusNoMemory)
+		return
+	}
+	c.wg.Go(func() {
+		defer func() { <-c.hsem }()
+		err := meth.Handler(c.ctx, req)
+		req.mu.Lock()
+		deferred := req.deferred
+		req.mu.Unlock()
+		if !deferred {
+			if err := req.Complete(err); err != nil {
+				c.opt.log.Debug("ubus: cannot answer call", "object", obj.Name, "method", name, "err", err)
+			}
+		}
+	})
+}
+
+// accepts checks args against the method's policy.
+func (m *Method) accepts(args Table) bool {
+	for _, a := range m.Policy {
+		found, present := false, false
+		for _, f := range args {
+			if f.Name == a.Name {
+				present = true
+				if compatible(a.Type, f.Value) {
+					found = true
+					break
+				}
+			}
+		}
+		if !found && (present || a.Required) {
+			return false
+		}
+	}
+	return true
+}
+
+func compatible(t Type, v any) bool {
+	switch t {
+	case TypeUnspec:
+		return true
+	case TypeString:
+		_, ok := v.(string)
+		return ok
+	case TypeTable:
+		_, ok := v.(Table)
+		return ok
+	case TypeArray:
+		_, ok := v.([]any)
+		return ok
+	case TypeDouble:
+		_, ok := toFloat64(v)
+		return ok
+	}
+	_, ok := toInt64(v)
+	return ok
+}
+
+// subscribersChanged handles NOTIFY{ACTIVE} for one of our objects.
+func (c *Conn) subscribersChanged(m *Message) {
+	id, ok1 := m.GetU32(AttrObjID)
+	active, ok2 := m.GetU8(AttrActive)
+	if !ok1 || !ok2 {
+		return
+	}
+	c.mu.Lock()
+	obj, _ := c.byID[id].(*Object)
+	if obj != nil {
+		obj.active.Store(active != 0)
+	}
+	c.mu.Unlock()
+	if obj != nil && obj.SubscribersChanged != nil {
+		f := obj.SubscribersChanged
+		c.notes.post("subscribers of "+obj.Name, func() { f(active != 0) })
+	}
+}
