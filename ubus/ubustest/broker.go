@@ -146,6 +146,8 @@ func WithSeed(seed uint64) Option {
 // stops it when the test ends.
 func New(t testing.TB, opts ...Option) *Broker {
 	t.Helper()
+	// Not t.TempDir: its long paths can exceed the 108-byte limit of unix
+	// socket addresses.
 	dir, err := os.MkdirTemp("", "ubustest")
 	if err != nil {
 		t.Fatal(err)
