@@ -1,0 +1,13 @@
+//go:build !linux
+
+package daemon
+
+import (
+	"errors"
+	"log/slog"
+)
+
+// openKernel fails: mwan3d needs Linux's nftables and rtnetlink.
+func openKernel(string, *slog.Logger) (*Kernel, error) {
+	return nil, errors.New("mwan3d runs on Linux only")
+}
