@@ -1,16 +1,14 @@
 package config
 
 import (
-	"bytes"
+	"github.com/mwan3d/mwan3d/internal/golden"
+
 	"encoding/json"
-	"flag"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files")
 
 // goldenDump is what a golden file holds: the model and every message.
 type goldenDump struct {
@@ -50,20 +48,7 @@ func TestGolden(t *testing.T) {
 				t.Fatal(err)
 			}
 			got := dump(t, filepath.Base(f), data)
-			golden := strings.TrimSuffix(f, ".conf") + ".golden"
-			if *update {
-				if err := os.WriteFile(golden, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run go test ./config -update)", err)
-			}
-			if !bytes.Equal(got, want) {
-				t.Errorf("%s differs from the golden file; got:\n%s", golden, got)
-			}
+			golden.Check(t, strings.TrimSuffix(f, ".conf")+".golden", string(got))
 		})
 	}
 }

@@ -1,56 +1,13 @@
 package nft
 
 import (
-	"flag"
+	"github.com/mwan3d/mwan3d/internal/golden"
+
 	"net/netip"
-	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata")
-
-// golden compares got with testdata/<name>.golden (rewritten with -update).
-func golden(t *testing.T, name, got string) {
-	t.Helper()
-	path := filepath.Join("testdata", name+".golden")
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create it)", err)
-	}
-	if got != string(want) {
-		t.Errorf("%s differs from the golden file (run with -update after checking):\n%s", path, lineDiff(string(want), got))
-	}
-}
-
-// lineDiff shows the first differing lines of two texts.
-func lineDiff(want, got string) string {
-	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
-	var b strings.Builder
-	shown := 0
-	for i := 0; i < max(len(w), len(g)) && shown < 20; i++ {
-		var wl, gl string
-		if i < len(w) {
-			wl = w[i]
-		}
-		if i < len(g) {
-			gl = g[i]
-		}
-		if wl != gl {
-			b.WriteString("line " + strconv.Itoa(i+1) + ":\n  want: " + wl + "\n  got:  " + gl + "\n")
-			shown++
-		}
-	}
-	return b.String()
-}
 
 func pfx(s ...string) []netip.Prefix {
 	out := make([]netip.Prefix, len(s))
@@ -109,3 +66,12 @@ func m(name string) Member {
 	}
 	return Member{Name: name, Interface: strings.Join(parts[:n-2], "_"), Metric: metric, Weight: weight}
 }
+
+// checkGolden compares got with testdata/<name>.golden (rewritten with -update).
+func checkGolden(t *testing.T, name, got string) {
+	t.Helper()
+	golden.Check(t, filepath.Join("testdata", name+".golden"), got)
+}
+
+// lineDiff shows the lines only in want (-) and only in got (+).
+func lineDiff(want, got string) string { return golden.Diff(want, got) }

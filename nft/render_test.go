@@ -116,7 +116,7 @@ func TestRenderShipped(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			p := renderOK(t, shippedInput([5]bool{1: true}, [5]bool{1: online}))
-			golden(t, name, p.Dump())
+			checkGolden(t, name, p.Dump())
 		})
 	}
 }
@@ -138,7 +138,7 @@ func TestRenderDefaultStates(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			p := renderOK(t, shippedInput([5]bool{false, true, true, true, true}, online))
-			golden(t, name, p.Dump())
+			checkGolden(t, name, p.Dump())
 		})
 	}
 }
@@ -194,7 +194,7 @@ func optionsInput() *Input {
 
 func TestRenderRuleOptions(t *testing.T) {
 	p := renderOK(t, optionsInput())
-	golden(t, "rule_options", p.Dump())
+	checkGolden(t, "rule_options", p.Dump())
 }
 
 // manyRulesInput builds a config of n interfaces (alternating IPv4 and
@@ -262,7 +262,7 @@ func TestRenderManyRules(t *testing.T) {
 	if len(p.Warnings) != 0 {
 		t.Errorf("warnings: %v", p.Warnings)
 	}
-	golden(t, "rules_1000", p.Dump())
+	checkGolden(t, "rules_1000", p.Dump())
 	for _, size := range [][2]int{{16, 200}, {60, 1000}} {
 		renderOK(t, manyRulesInput(size[0], size[1]))
 	}
@@ -284,7 +284,7 @@ func TestRenderIPv6Only(t *testing.T) {
 		},
 		Connected: pfx("2001:db8:100::/56", "fe80::/64"),
 	}
-	golden(t, "ipv6_only", renderOK(t, in).Dump())
+	checkGolden(t, "ipv6_only", renderOK(t, in).Dump())
 }
 
 // dualStackInput is a PPPoE wan with IPv4 and IPv6 on one device and an
@@ -316,10 +316,10 @@ func dualStackInput() *Input {
 }
 
 func TestRenderDualStack(t *testing.T) {
-	golden(t, "dual_stack", renderOK(t, dualStackInput()).Dump())
+	checkGolden(t, "dual_stack", renderOK(t, dualStackInput()).Dump())
 	in := dualStackInput()
 	in.NoIPv6 = true
-	golden(t, "dual_stack_noipv6", renderOK(t, in).Dump())
+	checkGolden(t, "dual_stack_noipv6", renderOK(t, in).Dump())
 }
 
 // TestRenderLastResort renders a policy without online member for each
@@ -340,7 +340,7 @@ func TestRenderLastResort(t *testing.T) {
 				}}},
 				Rules: []UserRule{{Name: "all", UsePolicy: "p"}},
 			}
-			golden(t, "last_resort_"+lr, renderOK(t, in).Dump())
+			checkGolden(t, "last_resort_"+lr, renderOK(t, in).Dump())
 		})
 	}
 }

@@ -197,7 +197,7 @@ default via 203.0.113.1 dev eth1 proto static metric 10
 			if err != nil {
 				t.Fatal(err)
 			}
-			golden(t, "desired/"+tt.name+".golden", st.String())
+			checkGolden(t, "desired/"+tt.name+".golden", st.String())
 		})
 	}
 }

@@ -205,7 +205,7 @@ func TestKernelReconcile(t *testing.T) {
 	}
 	t.Logf("first reconcile: %d changes", res.Changes)
 	l.checkAgainstIP(t, res.State)
-	golden(t, "kernel/two-wans-dual.golden", l.stableText(t, res.State))
+	checkGolden(t, "kernel/two-wans-dual.golden", l.stableText(t, res.State))
 
 	res, err = sy.Reconcile(l.in)
 	if err != nil {

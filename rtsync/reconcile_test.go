@@ -101,7 +101,7 @@ func TestReconcileGoldenAndIdempotent(t *testing.T) {
 			if res.Changes == 0 {
 				t.Error("first reconcile reported no changes")
 			}
-			golden(t, "reconcile/"+s.name+".golden", k.dump())
+			checkGolden(t, "reconcile/"+s.name+".golden", k.dump())
 			before := k.opCount()
 			res, err = sy.Reconcile(s.in)
 			if err != nil {

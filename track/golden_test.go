@@ -1,7 +1,8 @@
 package track
 
 import (
-	"flag"
+	"github.com/mwan3d/mwan3d/internal/golden"
+
 	"os"
 	"path/filepath"
 	"strings"
@@ -9,8 +10,6 @@ import (
 	"testing/synctest"
 	"time"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 
 // dumpDir lists a tracker directory as NAME=value lines, sorted; PID is
 // replaced by a placeholder.
@@ -80,16 +79,7 @@ func TestTrackerFilesGolden(t *testing.T) {
 				got = dumpDir(t, filepath.Join(h.dir, "wan"))
 				h.close()
 			})
-			golden := filepath.Join("testdata", "files_"+tc.name+".golden")
-			if *update {
-				mustOK(t, os.MkdirAll("testdata", 0o755))
-				mustOK(t, os.WriteFile(golden, []byte(got), 0o644))
-			}
-			want, err := os.ReadFile(golden)
-			mustOK(t, err)
-			if got != string(want) {
-				t.Errorf("tracker files differ from %s (run with -update to accept):\n got:\n%s\nwant:\n%s", golden, got, want)
-			}
+			golden.Check(t, filepath.Join("testdata", "files_"+tc.name+".golden"), got)
 		})
 	}
 }

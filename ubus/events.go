@@ -112,16 +112,7 @@ func (l *Listener) Close() error {
 
 // drop removes the listener's object, if it has one.
 func (l *Listener) drop(ctx context.Context) error {
-	c := l.c
-	c.mu.Lock()
-	id := l.id
-	l.id = 0
-	delete(c.byID, id)
-	c.mu.Unlock()
-	if id == 0 {
-		return nil
-	}
-	return c.unregister(ctx, "remove listener", id)
+	return l.c.forget(ctx, "remove listener", &l.id)
 }
 
 // deliver queues an event for the handler and acknowledges it as libubus

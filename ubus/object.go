@@ -237,6 +237,20 @@ func (c *Conn) unregister(ctx context.Context, op string, id uint32) error {
 	return err
 }
 
+// forget clears *id (guarded by c.mu), drops it from the id index and
+// unregisters it from ubusd; an id of 0 means nothing is registered.
+func (c *Conn) forget(ctx context.Context, op string, id *uint32) error {
+	c.mu.Lock()
+	v := *id
+	*id = 0
+	delete(c.byID, v)
+	c.mu.Unlock()
+	if v == 0 {
+		return nil
+	}
+	return c.unregister(ctx, op, v)
+}
+
 // RemoveObject withdraws obj from the bus.
 func (c *Conn) RemoveObject(ctx context.Context, obj *Object) error {
 	if err := c.lockReg(ctx); err != nil {

@@ -124,16 +124,7 @@ func (s *Subscriber) Close() error {
 }
 
 func (s *Subscriber) drop(ctx context.Context) error {
-	c := s.c
-	c.mu.Lock()
-	id := s.id
-	s.id = 0
-	delete(c.byID, id)
-	c.mu.Unlock()
-	if id == 0 {
-		return nil
-	}
-	return c.unregister(ctx, "remove subscriber", id)
+	return s.c.forget(ctx, "remove subscriber", &s.id)
 }
 
 // register re-creates the subscriber on a new session (registration lock

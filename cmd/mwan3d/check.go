@@ -1,7 +1,6 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -17,19 +16,10 @@ func init() {
 // configuration loads (warnings allowed), 1 when it has errors, or warnings
 // under --strict, 2 on usage errors.
 func runCheck(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("check", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags("check", "usage: mwan3d check [-c FILE] [--strict]", stderr)
 	path := fs.String("c", config.DefaultPath, "configuration `file`")
 	strict := fs.Bool("strict", false, "treat warnings as errors")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: mwan3d check [-c FILE] [--strict]")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	if fs.NArg() > 0 {
-		fs.Usage()
+	if !parseFlags(fs, args) {
 		return 2
 	}
 	data, err := os.ReadFile(*path)

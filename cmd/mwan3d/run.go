@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -25,8 +24,7 @@ func init() {
 // SIGHUP. Exit 0 after a clean stop, 1 when the daemon cannot start, 2 on
 // usage errors.
 func runDaemon(args []string, _, stderr io.Writer) int {
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags("run", "usage: mwan3d run [-c CONFIG] [-s UBUS_SOCKET] [--state-dir DIR] [--hooks-dir DIR] [--hotplug-call PATH] [-v]", stderr)
 	opts := daemon.Options{}
 	fs.StringVar(&opts.ConfigPath, "c", config.DefaultPath, "configuration `file`")
 	fs.StringVar(&opts.UbusSocket, "s", "", "ubusd `socket` (default: the standard paths)")
@@ -35,15 +33,7 @@ func runDaemon(args []string, _, stderr io.Writer) int {
 	fs.StringVar(&opts.HotplugCall, "hotplug-call", daemon.DefaultHotplugCall, "hotplug-call `program` for the tracker events (- for none)")
 	fs.DurationVar(&opts.HookTimeout, "hook-timeout", daemon.DefaultHookTimeout, "kill a hook still running after this `duration`")
 	verbose := fs.Bool("v", false, "log debug messages")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: mwan3d run [-c CONFIG] [-s UBUS_SOCKET] [--state-dir DIR] [--hooks-dir DIR] [--hotplug-call PATH] [-v]")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	if fs.NArg() > 0 {
-		fs.Usage()
+	if !parseFlags(fs, args) {
 		return 2
 	}
 	level := slog.LevelInfo
