@@ -7,8 +7,9 @@ VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo de
 LDFLAGS   := -s -w -X main.version=$(VERSION)
 FUZZTIME  ?= 10s
 BENCHTIME ?= 1s
-# Debian packages the kernel tests and the demo call (nft for dumps, conntrack, ip).
-DEB_DEPS  := nftables conntrack iproute2
+# Debian packages the kernel tests and the demo call (nft for dumps, conntrack, ip;
+# iptables and ipset to plant legacy mwan3 leftovers for the migration sweep test).
+DEB_DEPS  := nftables conntrack iproute2 iptables ipset
 
 # name GOOS GOARCH extra-env, one per cross target.
 CROSS := \
@@ -31,6 +32,8 @@ deps:
 	command -v nft >/dev/null 2>&1 || missing="$$missing nftables"; \
 	command -v conntrack >/dev/null 2>&1 || missing="$$missing conntrack"; \
 	command -v ip >/dev/null 2>&1 || missing="$$missing iproute2"; \
+	command -v iptables >/dev/null 2>&1 || missing="$$missing iptables"; \
+	command -v ipset >/dev/null 2>&1 || missing="$$missing ipset"; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ]; then \
 			echo "installing:$$missing"; \

@@ -74,7 +74,7 @@ func BenchmarkBedRSS(b *testing.B) {
 	}
 	bd.start()
 	bd.waitStatus("online", "wan", "wanb", "wanc", "wand")
-	pid := bd.cmd.Process.Pid
+	pid := bd.b.Pid()
 	if comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); err != nil || strings.TrimSpace(string(comm)) != "mwan3d" {
 		b.Fatalf("pid %d is %q, not mwan3d: %v", pid, comm, err)
 	}

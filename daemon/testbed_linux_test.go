@@ -5,9 +5,6 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
@@ -17,10 +14,10 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	ibed "github.com/mwan3d/mwan3d/internal/bed"
 	"github.com/mwan3d/mwan3d/internal/netifdtest"
 	"github.com/mwan3d/mwan3d/internal/testbed"
 	"github.com/mwan3d/mwan3d/ubus"
-	"github.com/mwan3d/mwan3d/ubus/ubustest"
 )
 
 // bedConfig tracks both WANs of a two-WAN testbed quickly and routes
@@ -120,20 +117,15 @@ config rule 'default_rule_v4'
 	option use_policy 'balanced'
 `
 
-// bed is a two-WAN testbed with the fake netifd and a ubustest broker in
-// the test process and mwan3d running as `mwan3d run` in the router
-// namespace.
+// bed is a two-WAN internal/bed (fake netifd, ubustest broker, mwan3d as
+// `mwan3d run` in the router namespace) with the WANs down in netifd at
+// first, so that tests see the daemon boot before the interfaces.
 type bed struct {
 	t       testing.TB
+	b       *ibed.Bed
 	tb      *testbed.Testbed
-	dir     string
-	cfgPath string
-	broker  *ubustest.Broker
 	netifd  *netifdtest.Netifd
-	client  *ubus.Conn
-	hookLog string
-	cmd     *exec.Cmd
-	logs    int
+	cfgPath string
 }
 
 func newBed(t testing.TB, cfg string) *bed {
@@ -144,47 +136,12 @@ func newBed(t testing.TB, cfg string) *bed {
 // newBedN is newBed with n WANs.
 func newBedN(t testing.TB, n int, cfg string) *bed {
 	t.Helper()
-	tb := testbed.New(t, testbed.Spec{WANs: n, Family: testbed.IPv4, FlowTimeout: 2 * time.Second})
-	daemonBinary(t)
-	dir := t.TempDir()
-	b := &bed{t: t, tb: tb, dir: dir, cfgPath: filepath.Join(dir, "mwan3"), broker: ubustest.New(t)}
-	b.writeConfig(cfg)
-	etc := filepath.Join(dir, "etc")
-	if err := os.MkdirAll(etc, 0o755); err != nil {
-		t.Fatal(err)
+	down := []string{}
+	for i := range n {
+		down = append(down, testbed.WANName(i))
 	}
-	recorder(t, etc, "mwan3.user", "")
-	recorder(t, etc, "hotplug-call", "")
-	b.hookLog = filepath.Join(etc, "log")
-	b.netifd = netifdtest.Start(t, b.broker.Path())
-	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
-	defer cancel()
-	c, err := ubus.Dial(ctx, b.broker.Path())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	b.client = c
-	for _, w := range tb.WANs {
-		ifc := netifdtest.Interface{Name: w.Name, Device: w.Dev, Metric: w.Metric, IPv4: []netip.Prefix{w.Addr4},
-			Routes: []netifdtest.Route{{Target: netip.MustParsePrefix("0.0.0.0/0"), Nexthop: w.Gateway4, Metric: w.Metric}}}
-		if err := b.netifd.Add(t.Context(), ifc, false); err != nil {
-			t.Fatal(err)
-		}
-	}
-	lan := netifdtest.Interface{Name: "lan", Device: tb.LANDev, IPv4: []netip.Prefix{netip.PrefixFrom(tb.RouterLAN4, tb.LANPrefix4.Bits())}}
-	if err := b.netifd.Add(t.Context(), lan, true); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			for i := 1; i <= b.logs; i++ {
-				data, _ := os.ReadFile(b.logPath(i))
-				t.Logf("mwan3d log %d:\n%s", i, data)
-			}
-		}
-	})
-	return b
+	b := ibed.New(t, ibed.Options{WANs: n, Config: cfg, FlowTimeout: 2 * time.Second, Down: down})
+	return &bed{t: t, b: b, tb: b.TB, netifd: b.Netifd, cfgPath: b.ConfigPath}
 }
 
 // with returns the bed for use by a subtest.
@@ -196,54 +153,28 @@ func (b *bed) with(t testing.TB) *bed {
 
 func (b *bed) writeConfig(cfg string) {
 	b.t.Helper()
-	if err := os.WriteFile(b.cfgPath, []byte(cfg), 0o644); err != nil {
+	if err := b.b.WriteConfig(cfg); err != nil {
 		b.t.Fatal(err)
 	}
 }
 
-func (b *bed) logPath(i int) string { return filepath.Join(b.dir, fmt.Sprintf("mwan3d.%d.log", i)) }
-
-// start runs `mwan3d run` in the router namespace (its stderr to a log
-// file of its own) and waits for its ubus object.
+// start runs `mwan3d run` in the router namespace and waits for its ubus
+// object.
 func (b *bed) start() {
 	b.t.Helper()
-	b.logs++
-	args := []string{"-c", fmt.Sprintf(`exec "$0" "$@" 2>>%s`, b.logPath(b.logs)), daemonBinary(b.t), "run",
-		"-c", b.cfgPath, "-s", b.broker.Path(), "--state-dir", filepath.Join(b.dir, "run"),
-		"--hooks-dir", filepath.Join(b.dir, "etc"), "--hotplug-call", filepath.Join(b.dir, "etc", "hotplug-call"), "-v"}
-	cmd, err := b.tb.Router.Start("/bin/sh", args...)
-	if err != nil {
+	if err := b.b.Start(b.t.Context()); err != nil {
 		b.t.Fatal(err)
-	}
-	b.cmd = cmd
-	ctx, cancel := context.WithTimeout(b.t.Context(), 20*time.Second)
-	defer cancel()
-	if err := b.broker.WaitObject(ctx, ObjectName); err != nil {
-		b.t.Fatalf("mwan3d did not register its object: %v", err)
 	}
 }
 
 // signal sends sig to the daemon and waits for it to exit.
 func (b *bed) signal(sig syscall.Signal) error {
 	b.t.Helper()
-	if err := b.cmd.Process.Signal(sig); err != nil {
-		b.t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- b.cmd.Wait() }()
-	select {
-	case err := <-done:
-		return err
-	case <-time.After(45 * time.Second):
-		b.t.Fatal("mwan3d did not exit")
-		return nil
-	}
+	return b.b.Stop(sig)
 }
 
 func (b *bed) call(method string, args any) (ubus.Table, error) {
-	ctx, cancel := context.WithTimeout(b.t.Context(), 10*time.Second)
-	defer cancel()
-	return b.client.Call(ctx, ObjectName, method, args)
+	return b.b.Call(b.t.Context(), method, args)
 }
 
 func (b *bed) mustCall(method string, args any) ubus.Table {
@@ -258,104 +189,28 @@ func (b *bed) mustCall(method string, args any) ubus.Table {
 // waitStatus waits until every listed interface has the tracker status.
 func (b *bed) waitStatus(status string, names ...string) ubus.Table {
 	b.t.Helper()
-	var rep ubus.Table
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		rep = b.mustCall("status", ubus.Table{{Name: "section", Value: "interfaces"}})
-		ifs, _ := rep.GetTable("interfaces")
-		ok := true
-		for _, n := range names {
-			i, _ := ifs.GetTable(n)
-			if s, _ := i.GetString("status"); s != status {
-				ok = false
-			}
-		}
-		if ok {
-			return rep
-		}
-		if time.Now().After(deadline) {
-			b.t.Fatalf("interfaces %v not %s: %s", names, status, rep)
-		}
-		time.Sleep(100 * time.Millisecond)
+	rep, err := b.b.WaitStatus(b.t.Context(), status, names...)
+	if err != nil {
+		b.t.Fatal(err)
 	}
+	return rep
 }
 
-func (b *bed) hooks() []string {
-	data, _ := os.ReadFile(b.hookLog)
-	var out []string
-	for l := range strings.SplitSeq(strings.TrimSpace(string(data)), "\n") {
-		if l = strings.TrimSpace(l); l != "" {
-			out = append(out, l)
-		}
-	}
-	return out
-}
+func (b *bed) hooks() []string { return b.b.Hooks() }
 
 // waitHooks waits until the hook log holds every wanted line.
 func (b *bed) waitHooks(want ...string) {
 	b.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		got := b.hooks()
-		missing := ""
-		for _, w := range want {
-			if !slices.Contains(got, w) {
-				missing = w
-				break
-			}
-		}
-		if missing == "" {
-			return
-		}
-		if time.Now().After(deadline) {
-			b.t.Fatalf("hook run %q missing; runs:\n%s", missing, strings.Join(got, "\n"))
-		}
-		time.Sleep(50 * time.Millisecond)
+	if err := b.b.WaitHooks(b.t.Context(), want...); err != nil {
+		b.t.Fatal(err)
 	}
 }
 
 // wanIndex maps the mwan3 interface names to testbed WAN indexes.
-func (b *bed) wanIndex(name string) int {
-	for i, w := range b.tb.WANs {
-		if w.Name == name {
-			return i
-		}
-	}
-	return -1
-}
+func (b *bed) wanIndex(name string) int { return b.b.WANIndex(name) }
 
 // leftovers lists what of ours is still in the router namespace.
-func (b *bed) leftovers() []string {
-	ctx := b.t.Context()
-	var left []string
-	if out, err := b.tb.Router.Run(ctx, "nft", "list", "tables"); err != nil || strings.Contains(out, "mwan3") {
-		left = append(left, "nft: "+out)
-	}
-	for _, fam := range []string{"-4", "-6"} {
-		out, err := b.tb.Router.Run(ctx, "ip", fam, "rule", "show")
-		if err != nil {
-			left = append(left, err.Error())
-		}
-		for l := range strings.SplitSeq(out, "\n") {
-			var prio int
-			if _, err := fmt.Sscanf(l, "%d:", &prio); err == nil && prio >= 1000 && prio < 4000 {
-				left = append(left, "rule: "+l)
-			}
-		}
-		for _, table := range []string{"1", "2"} {
-			out, _ := b.tb.Router.Run(ctx, "ip", fam, "route", "show", "table", table)
-			if strings.TrimSpace(out) != "" && !strings.Contains(out, "does not exist") {
-				left = append(left, "table "+table+": "+out)
-			}
-		}
-	}
-	for _, d := range []string{"mwan3", "mwan3track"} {
-		if _, err := os.Stat(filepath.Join(b.dir, "run", d)); !os.IsNotExist(err) {
-			left = append(left, "state directory "+d)
-		}
-	}
-	return left
-}
+func (b *bed) leftovers() []string { return b.b.Leftovers(b.t.Context()) }
 
 // conntrackMarks counts the UDP conntrack entries to the echo server's
 // port by their mark under the mask.

@@ -95,16 +95,21 @@ type wanPlan struct {
 	inet4, inet6     netip.Prefix
 }
 
+// WANName is the mwan3 interface name of WAN index i: wan, wanb, wanc, …
+func WANName(i int) string {
+	if i == 0 {
+		return "wan"
+	}
+	return "wan" + string(rune('a'+i))
+}
+
 // planWAN returns the address plan of WAN index i, 0 <= i < MaxWANs.
 func planWAN(i int) (wanPlan, error) {
 	if i < 0 || i >= MaxWANs {
 		return wanPlan{}, fmt.Errorf("WAN index %d out of range 0..%d", i, MaxWANs-1)
 	}
 	n := byte(i + 1)
-	name := "wan"
-	if i > 0 {
-		name += string(rune('a' + i))
-	}
+	name := WANName(i)
 	v6 := func(group, host byte) netip.Addr {
 		return netip.AddrFrom16([16]byte{0: 0xfd, 3: group, 15: host})
 	}

@@ -63,6 +63,8 @@ type Testbed struct {
 	mu      sync.Mutex // guards ctl, the ISP rule sets and streams
 	ctl     []*wanControl
 	streams []*Stream // stopped at cleanup if the test did not
+
+	namespaces []*NS // removed by Close, last first
 }
 
 // New builds a testbed as spec says and tears it down at the end of the test
@@ -71,59 +73,121 @@ type Testbed struct {
 func New(t testing.TB, spec Spec) *Testbed {
 	t.Helper()
 	RequireRoot(t)
-	spec, err := spec.validate()
+	if spec.Logger == nil {
+		spec.Logger = slog.New(slog.NewTextHandler(t.Output(), nil))
+	}
+	tb, err := open(spec, t.Name())
 	if err != nil {
 		t.Fatalf("testbed: %v", err)
 	}
-	log := spec.Logger
-	if log == nil {
-		log = slog.New(slog.NewTextHandler(t.Output(), nil))
+	t.Cleanup(func() {
+		if err := tb.Close(); err != nil {
+			t.Errorf("testbed: %v", err)
+		}
+	})
+	return tb
+}
+
+// Open builds a testbed outside a test (the demo); the caller must Close it.
+// Without root or network namespaces it returns an error saying so.
+func Open(spec Spec) (*Testbed, error) {
+	if reason := rootUnavailable(); reason != "" {
+		return nil, fmt.Errorf("testbed: %s", reason)
 	}
-	tb := &Testbed{
+	if spec.Logger == nil {
+		spec.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	tb, err := open(spec, "open")
+	if err != nil {
+		return nil, fmt.Errorf("testbed: %w", err)
+	}
+	return tb, nil
+}
+
+// open creates the namespaces and builds the topology; on failure it removes
+// whatever it created.
+func open(spec Spec, testName string) (tb *Testbed, err error) {
+	spec, err = spec.validate()
+	if err != nil {
+		return nil, err
+	}
+	tb = &Testbed{
 		Spec:         spec,
 		LANDev:       routerLANDev,
 		LANClientDev: lanDev,
 		EchoPort:     EchoPort,
-		log:          log.With("component", "testbed"),
+		log:          spec.Logger.With("component", "testbed"),
 	}
-	tb.Router = NewNS(t, "router")
-	tb.LAN = NewNS(t, "lan")
-	tb.Internet = NewNS(t, "inet")
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, tb.Close())
+			tb = nil
+		}
+	}()
+	if tb.Router, err = tb.newNS("router", testName); err != nil {
+		return tb, err
+	}
+	if tb.LAN, err = tb.newNS("lan", testName); err != nil {
+		return tb, err
+	}
+	if tb.Internet, err = tb.newNS("inet", testName); err != nil {
+		return tb, err
+	}
 	for i := range spec.WANs {
 		p, err := planWAN(i)
 		if err != nil {
-			t.Fatalf("testbed: %v", err)
+			return tb, err
+		}
+		isp, err := tb.newNS(fmt.Sprintf("isp%d", i+1), testName)
+		if err != nil {
+			return tb, err
 		}
 		tb.WANs = append(tb.WANs, WAN{
 			Name: p.name, Name6: p.name6, Dev: p.dev, Metric: p.metric,
-			ISP: NewNS(t, fmt.Sprintf("isp%d", i+1)), ISPDev: ispCPEDev, InetDev: p.inetDev,
+			ISP: isp, ISPDev: ispCPEDev, InetDev: p.inetDev,
 		})
 		tb.ctl = append(tb.ctl, &wanControl{})
 	}
 	tb.srv = newServers(tb.Internet, tb.log)
-	// Registered after the namespaces, so it runs before they are removed.
-	t.Cleanup(tb.close)
-	if err := tb.build(); err != nil {
-		t.Fatalf("testbed: %v", err)
-	}
-	return tb
+	return tb, tb.build()
 }
 
-// close stops the streams, servers and responders; the namespaces go
-// afterwards.
-func (tb *Testbed) close() {
+// newNS creates one namespace of the testbed and remembers it for Close.
+func (tb *Testbed) newNS(prefix, testName string) (*NS, error) {
+	n, err := newNS(prefix, testName)
+	if err != nil {
+		return nil, err
+	}
+	tb.namespaces = append(tb.namespaces, n)
+	return n, nil
+}
+
+// Close stops the streams, servers and responders, then removes the
+// namespaces (killing what was started in them). It is idempotent.
+func (tb *Testbed) Close() error {
 	tb.mu.Lock()
-	defer tb.mu.Unlock()
 	for _, s := range tb.streams {
 		s.Stop()
 	}
+	tb.streams = nil
 	for _, c := range tb.ctl {
 		if c.responder != nil {
 			c.responder.Close()
 			c.responder = nil
 		}
 	}
-	tb.srv.Close()
+	if tb.srv != nil {
+		tb.srv.Close()
+		tb.srv = nil
+	}
+	namespaces := tb.namespaces
+	tb.namespaces = nil
+	tb.mu.Unlock()
+	var errs []error
+	for i := len(namespaces) - 1; i >= 0; i-- {
+		errs = append(errs, namespaces[i].close())
+	}
+	return errors.Join(errs...)
 }
 
 // build configures the namespaces. The plan is the one of the package

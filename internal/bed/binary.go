@@ -1,0 +1,46 @@
+package bed
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+)
+
+// The mwan3d binary beds run when Options.Binary is empty, built once per
+// process.
+var (
+	binOnce sync.Once
+	binDir  string
+	binPath string
+	binErr  error
+)
+
+// Binary builds ./cmd/mwan3d (once per process) into a temporary directory
+// that Main removes, and returns its path.
+func Binary() (string, error) {
+	binOnce.Do(func() {
+		binDir, binErr = os.MkdirTemp("", "mwan3d-bin")
+		if binErr != nil {
+			return
+		}
+		binPath = filepath.Join(binDir, "mwan3d")
+		out, err := exec.Command("go", "build", "-o", binPath, "github.com/mwan3d/mwan3d/cmd/mwan3d").CombinedOutput()
+		if err != nil {
+			binErr = fmt.Errorf("build mwan3d: %w: %s", err, out)
+		}
+	})
+	return binPath, binErr
+}
+
+// Main runs the tests of a package that uses beds and removes the binary
+// Binary built: call it from TestMain as os.Exit(bed.Main(m)).
+func Main(m *testing.M) int {
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	return code
+}
