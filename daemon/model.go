@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"fmt"
 	"net/netip"
 	"reflect"
 	"slices"
@@ -58,7 +57,9 @@ func trackFamily(f config.Family) track.Family {
 
 // nftInput builds the renderer's input from the configuration and the
 // run-time state. srcDevice returns the L3 device of a netifd interface
-// that is up ("" otherwise), for rules with src_iface.
+// that is up ("" otherwise), for rules with src_iface. The conversion
+// itself has nothing to warn about (the renderer's warnings are in the
+// plan); the second result is always nil.
 func nftInput(cfg *config.Config, st map[string]*ifaceState, srcDevice func(string) string, conn connectedNets, noIPv6 bool) (*nft.Input, []string) {
 	in := &nft.Input{
 		Mask:     nft.Mask(cfg.Globals.MMXMask),
@@ -83,13 +84,8 @@ func nftInput(cfg *config.Config, st map[string]*ifaceState, srcDevice func(stri
 		}
 		in.Policies = append(in.Policies, np)
 	}
-	var warnings []string
 	for _, r := range cfg.Rules {
-		ur, err := userRule(r)
-		if err != nil {
-			warnings = append(warnings, fmt.Sprintf("rule %s: %v; skipping the rule", r.Name, err))
-			continue
-		}
+		ur := userRule(r)
 		if ur.SrcIface != "" {
 			ur.SrcDevice = srcDevice(ur.SrcIface)
 		}
@@ -97,12 +93,11 @@ func nftInput(cfg *config.Config, st map[string]*ifaceState, srcDevice func(stri
 	}
 	in.Connected = append(append(in.Connected, conn.connected4...), conn.connected6...)
 	in.Custom = append(append(in.Custom, conn.custom4...), conn.custom6...)
-	return in, warnings
+	return in, nil
 }
 
-// userRule converts a rule. Address matches that are not prefixes (dotted
-// masks such as 0.0.0.1/0.0.0.1) cannot be rendered yet.
-func userRule(r *config.Rule) (nft.UserRule, error) {
+// userRule converts a rule.
+func userRule(r *config.Rule) nft.UserRule {
 	ur := nft.UserRule{
 		Name:      r.Name,
 		Proto:     r.Proto,
@@ -121,28 +116,26 @@ func userRule(r *config.Rule) (nft.UserRule, error) {
 	default:
 		ur.Family = nft.FamilyAny
 	}
-	var err error
-	if ur.SrcIP, err = prefixes("src_ip", r.SrcIP); err != nil {
-		return ur, err
-	}
-	if ur.DestIP, err = prefixes("dest_ip", r.DestIP); err != nil {
-		return ur, err
-	}
+	ur.SrcIP, ur.SrcMasked = addresses(r.SrcIP)
+	ur.DestIP, ur.DestMasked = addresses(r.DestIP)
 	ur.SrcPort = ports(r.SrcPort)
 	ur.DestPort = ports(r.DestPort)
-	return ur, nil
+	return ur
 }
 
-func prefixes(opt string, as []config.Address) ([]netip.Prefix, error) {
-	var out []netip.Prefix
+// addresses splits an address option into prefixes and the addresses
+// under non-contiguous (dotted) masks, such as 0.0.0.1/0.0.0.1.
+func addresses(as []config.Address) ([]netip.Prefix, []nft.MaskedAddr) {
+	var ps []netip.Prefix
+	var ms []nft.MaskedAddr
 	for _, a := range as {
-		p, ok := a.Prefix()
-		if !ok {
-			return nil, fmt.Errorf("%s %s has a non-contiguous mask, which mwan3d cannot match yet", opt, a)
+		if p, ok := a.Prefix(); ok {
+			ps = append(ps, p)
+			continue
 		}
-		out = append(out, p)
+		ms = append(ms, nft.MaskedAddr{Addr: a.Addr, Mask: a.Mask})
 	}
-	return out, nil
+	return ps, ms
 }
 
 func ports(rs []config.PortRange) []nft.PortRange {

@@ -2,6 +2,7 @@ package nft
 
 import (
 	"cmp"
+	"math/bits"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -87,13 +88,13 @@ func (r AddrRange) prefixBits() int {
 
 // String formats the range as nft does.
 func (r AddrRange) String() string {
-	switch bits := r.prefixBits(); {
-	case bits == r.From.BitLen():
-		return r.From.String()
-	case bits >= 0:
-		return r.From.String() + "/" + strconv.Itoa(bits)
+	switch n := r.prefixBits(); {
+	case n == r.From.BitLen():
+		return nftAddr(r.From)
+	case n >= 0:
+		return nftAddr(r.From) + "/" + strconv.Itoa(n)
 	default:
-		return r.From.String() + "-" + r.To.String()
+		return nftAddr(r.From) + "-" + nftAddr(r.To)
 	}
 }
 
@@ -135,6 +136,80 @@ func mergePrefixes(ps []netip.Prefix) []AddrRange {
 		cur = s
 	}
 	return append(out, AddrRange{cur.from.addr(is4), cur.to.addr(is4)})
+}
+
+// MaskedAddr matches the addresses whose bits under Mask equal those of
+// Addr: a & Mask == Addr & Mask. It carries iptables' dotted netmasks that
+// are not prefixes, such as 0.0.0.1/0.0.0.1 (the odd addresses); Addr and
+// Mask are of one family.
+type MaskedAddr struct {
+	Addr, Mask netip.Addr
+}
+
+// valid reports whether the address and the mask are of one family.
+func (m MaskedAddr) valid() bool {
+	return m.Addr.IsValid() && m.Mask.IsValid() && m.Addr.BitLen() == m.Mask.BitLen() &&
+		m.Addr.Zone() == "" && m.Mask.Zone() == ""
+}
+
+// value returns Addr & Mask.
+func (m MaskedAddr) value() netip.Addr {
+	return u128From(m.Addr).and(u128From(m.Mask)).addr(m.Addr.Is4())
+}
+
+// prefix returns the match as a prefix when the mask is contiguous.
+func (m MaskedAddr) prefix() (netip.Prefix, bool) {
+	mask := u128From(m.Mask)
+	host := mask.xor(maxU128(m.Mask.Is4())) // must be 0…01…1
+	if !host.add1().and(host).isZero() {
+		return netip.Prefix{}, false
+	}
+	return netip.PrefixFrom(m.value(), bits.OnesCount64(mask.hi)+bits.OnesCount64(mask.lo)), true
+}
+
+// Contains reports whether a matches. An invalid MaskedAddr matches
+// nothing, and neither does an address of the other family.
+func (m MaskedAddr) Contains(a netip.Addr) bool {
+	if !m.valid() || a.BitLen() != m.Addr.BitLen() {
+		return false
+	}
+	mask := u128From(m.Mask)
+	return u128From(a).and(mask) == u128From(m.Addr).and(mask)
+}
+
+// String formats the match as iptables and the configuration write it:
+// address/mask.
+func (m MaskedAddr) String() string { return nftAddr(m.Addr) + "/" + nftAddr(m.Mask) }
+
+// admits reports whether a passes an address option made of prefixes and
+// masked addresses: always when both are empty, otherwise when a is in one
+// of them.
+func admits(ps []netip.Prefix, ms []MaskedAddr, a netip.Addr) bool {
+	if len(ps) == 0 && len(ms) == 0 {
+		return true
+	}
+	return a.IsValid() && (slices.ContainsFunc(ps, func(p netip.Prefix) bool { return p.Contains(a) }) ||
+		slices.ContainsFunc(ms, func(m MaskedAddr) bool { return m.Contains(a) }))
+}
+
+// nftAddr formats an address as nft prints it (glibc inet_ntop): like
+// netip, except that IPv6 addresses whose first 96 bits are zero and whose
+// seventh group is not (IPv4-compatible addresses) end in dotted quad
+// notation, such as ::0.255.0.1.
+func nftAddr(a netip.Addr) string {
+	if !a.Is6() || a.Is4In6() {
+		return a.String()
+	}
+	b := a.As16()
+	for _, c := range b[:12] {
+		if c != 0 {
+			return a.String()
+		}
+	}
+	if b[12] == 0 && b[13] == 0 {
+		return a.String()
+	}
+	return "::" + netip.AddrFrom4([4]byte(b[12:])).String()
 }
 
 // splitFamilies returns the prefixes of one family, in input order.

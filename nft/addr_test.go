@@ -115,6 +115,155 @@ func FuzzMergePrefixes(f *testing.F) {
 	})
 }
 
+func TestNftAddr(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{"192.0.2.1", "192.0.2.1"},
+		{"::", "::"},
+		{"::1", "::1"},
+		{"::ff:1", "::0.255.0.1"},
+		{"::c000:201", "::192.0.2.1"},
+		{"::1:0:0", "::1:0:0"},
+		{"::ffff:192.0.2.1", "::ffff:192.0.2.1"},
+		{"ffff:ffff::1", "ffff:ffff::1"},
+		{"2001:db8::1", "2001:db8::1"},
+	} {
+		if got := nftAddr(netip.MustParseAddr(tt.in)); got != tt.want {
+			t.Errorf("nftAddr(%s) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestMaskedAddr(t *testing.T) {
+	a := netip.MustParseAddr
+	tests := []struct {
+		addr, mask string
+		valid      bool
+		prefix     string // "" when not a prefix
+		in, out    []string
+	}{
+		{"0.0.0.1", "0.0.0.1", true, "", []string{"10.0.0.1", "192.168.1.255"}, []string{"10.0.0.2", "0.0.0.0", "::1"}},
+		{"198.51.100.1", "255.255.255.1", true, "", []string{"198.51.100.1", "198.51.100.3"}, []string{"198.51.100.2", "198.51.100.4", "198.51.101.1"}},
+		{"198.51.100.7", "255.255.255.0", true, "198.51.100.0/24", []string{"198.51.100.9"}, []string{"198.51.101.9"}},
+		{"10.1.2.3", "0.0.0.0", true, "0.0.0.0/0", []string{"8.8.8.8"}, []string{"2001:db8::1"}},
+		{"10.1.2.3", "255.255.255.255", true, "10.1.2.3/32", []string{"10.1.2.3"}, []string{"10.1.2.4"}},
+		{"2001:db8::1", "ffff:ffff::1", true, "", []string{"2001:db8:1:2:3::5"}, []string{"2001:db8::2", "2001:db9::1"}},
+		{"2001:db8::", "ffff:ffff::", true, "2001:db8::/32", []string{"2001:db8:1::"}, nil},
+		{"10.0.0.1", "ffff::", false, "", nil, []string{"10.0.0.1"}},
+		{"", "", false, "", nil, []string{"10.0.0.1"}},
+	}
+	for _, tt := range tests {
+		var m MaskedAddr
+		if tt.addr != "" {
+			m = MaskedAddr{Addr: a(tt.addr), Mask: a(tt.mask)}
+		}
+		if m.valid() != tt.valid {
+			t.Errorf("%v: valid = %v", m, !tt.valid)
+		}
+		if !tt.valid {
+			for _, x := range tt.out {
+				if m.Contains(a(x)) {
+					t.Errorf("invalid %v contains %s", m, x)
+				}
+			}
+			continue
+		}
+		p, ok := m.prefix()
+		if ok != (tt.prefix != "") || ok && p != netip.MustParsePrefix(tt.prefix) {
+			t.Errorf("%v: prefix = %v, %v; want %q", m, p, ok, tt.prefix)
+		}
+		for _, x := range tt.in {
+			if !m.Contains(a(x)) {
+				t.Errorf("%v does not contain %s", m, x)
+			}
+		}
+		for _, x := range tt.out {
+			if m.Contains(a(x)) {
+				t.Errorf("%v contains %s", m, x)
+			}
+		}
+	}
+	if got := (MaskedAddr{Addr: a("0.0.0.1"), Mask: a("0.0.0.1")}).String(); got != "0.0.0.1/0.0.0.1" {
+		t.Errorf("String = %q", got)
+	}
+}
+
+// TestMaskedAddrDifferential compares Contains, and prefix where the mask
+// is contiguous, with the byte-wise definition for random masks (half of
+// them prefixes).
+func TestMaskedAddrDifferential(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	random := func(n int) []byte {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = byte(rng.UintN(256))
+		}
+		return b
+	}
+	for range 2000 {
+		n := []int{4, 16}[rng.IntN(2)]
+		mask := random(n)
+		if rng.IntN(2) == 0 { // a prefix mask
+			bits := rng.IntN(8*n + 1)
+			for i := range mask {
+				mask[i] = byte(uint16(0xff00) >> min(8, max(0, bits-8*i)))
+			}
+		}
+		var m MaskedAddr
+		m.Addr, _ = netip.AddrFromSlice(random(n))
+		m.Mask, _ = netip.AddrFromSlice(mask)
+		x, _ := netip.AddrFromSlice(random(n))
+		if rng.IntN(4) == 0 { // often a match: x equals Addr under the mask
+			xb, ab := x.AsSlice(), m.Addr.AsSlice()
+			for i := range xb {
+				xb[i] = xb[i]&^mask[i] | ab[i]&mask[i]
+			}
+			x, _ = netip.AddrFromSlice(xb)
+		}
+		want := true
+		xb, ab := x.AsSlice(), m.Addr.AsSlice()
+		for i := range xb {
+			want = want && xb[i]&mask[i] == ab[i]&mask[i]
+		}
+		if got := m.Contains(x); got != want {
+			t.Fatalf("%v contains %s = %v, want %v", m, x, got, want)
+		}
+		if p, ok := m.prefix(); ok && p.Contains(x) != want {
+			t.Fatalf("%v as prefix %v contains %s = %v, want %v", m, p, x, !want, want)
+		}
+	}
+}
+
+func TestUserRuleAddrMatches(t *testing.T) {
+	a := netip.MustParseAddr
+	r := UserRule{
+		SrcIP:      pfx("10.0.0.0/8"),
+		SrcMasked:  []MaskedAddr{{Addr: a("0.0.0.1"), Mask: a("0.0.0.1")}},
+		DestMasked: []MaskedAddr{{Addr: a("2001:db8::1"), Mask: a("ffff:ffff::1")}},
+	}
+	for _, tt := range []struct {
+		src, dst string
+		srcOK    bool
+		dstOK    bool
+	}{
+		{"10.0.0.2", "2001:db8::3", true, true},
+		{"192.168.1.3", "2001:db8::2", true, false},
+		{"192.168.1.2", "2001:db9::1", false, false},
+		{"", "", false, false},
+	} {
+		var src, dst netip.Addr
+		if tt.src != "" {
+			src, dst = a(tt.src), a(tt.dst)
+		}
+		if r.SrcMatches(src) != tt.srcOK || r.DestMatches(dst) != tt.dstOK {
+			t.Errorf("SrcMatches(%v) = %v, DestMatches(%v) = %v; want %v, %v", src, r.SrcMatches(src), dst, r.DestMatches(dst), tt.srcOK, tt.dstOK)
+		}
+	}
+	var any UserRule
+	if !any.SrcMatches(netip.Addr{}) || !any.DestMatches(a("::1")) {
+		t.Error("a rule without address options does not match every address")
+	}
+}
+
 func TestMergePorts(t *testing.T) {
 	got := mergePorts([]PortRange{{443, 443}, {80, 80}, {1024, 2048}, {2049, 3000}, {81, 81}, {20, 10}})
 	want := []PortRange{{10, 20}, {80, 81}, {443, 443}, {1024, 3000}}

@@ -193,8 +193,11 @@ func sameHook(have *nftables.Chain, want *Chain) bool {
 }
 
 func hookNum(h string) nftables.ChainHook {
-	if h == "output" {
+	switch h {
+	case "output":
 		return *nftables.ChainHookOutput
+	case "postrouting":
+		return *nftables.ChainHookPostrouting
 	}
 	return *nftables.ChainHookPrerouting
 }

@@ -27,4 +27,17 @@
 // one timeout set per rule, family and active member, updated from the
 // packet path, so a sticky client keeps its WAN and moves when that WAN
 // goes offline.
+//
+// A user rule's address options may hold prefixes and addresses under
+// non-contiguous masks (iptables' dotted masks such as 0.0.0.1/0.0.0.1,
+// rendered as `ip saddr & 0.0.0.1 == 0.0.0.1`); like iptables, such a rule
+// expands to one nft rule per combination of a source and a destination
+// alternative, all counting into the rule's counter.
+//
+// Uses (`mwan3 use`) mark the output of a cgroup with an interface's mark
+// in the output route chain, so it is rerouted to the interface's table,
+// and accept it before the hook saves the mark into conntrack; a nat
+// postrouting chain masquerades such new connections (interface mark, no
+// conntrack mark: the kernel allows no cgroup test in postrouting) when
+// their source address is not one of the out interface's.
 package nft

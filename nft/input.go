@@ -39,7 +39,8 @@ type Input struct {
 	Custom []netip.Prefix
 
 	// Uses pins locally generated traffic of cgroups to interfaces (a hook
-	// for `mwan3 use`).
+	// for `mwan3 use`), masqueraded when its source address belongs to
+	// another interface.
 	Uses []Use
 }
 
@@ -81,11 +82,16 @@ type UserRule struct {
 	Name   string
 	Family Family // FamilyAny, IPv4 or IPv6
 	// Proto is a protocol name or number; "all" or empty matches any.
-	Proto    string
-	SrcIP    []netip.Prefix
-	DestIP   []netip.Prefix
-	SrcPort  []PortRange // only honoured for tcp and udp
-	DestPort []PortRange
+	Proto string
+	// SrcIP and SrcMasked (DestIP and DestMasked) are the alternatives
+	// the source (destination) address must match one of: prefixes, and
+	// addresses under non-contiguous masks. Both empty match any address.
+	SrcIP      []netip.Prefix
+	SrcMasked  []MaskedAddr
+	DestIP     []netip.Prefix
+	DestMasked []MaskedAddr
+	SrcPort    []PortRange // only honoured for tcp and udp
+	DestPort   []PortRange
 	// SrcIface is the netifd interface packets must arrive on, SrcDevice
 	// its current L3 device. A rule with a SrcIface but no SrcDevice is
 	// skipped until the interface comes up.
@@ -102,6 +108,14 @@ type UserRule struct {
 	UsePolicy string
 }
 
+// SrcMatches reports whether the source address a passes the rule's
+// src_ip options (SrcIP and SrcMasked), as the rendered rule tests it.
+func (r *UserRule) SrcMatches(a netip.Addr) bool { return admits(r.SrcIP, r.SrcMasked, a) }
+
+// DestMatches reports whether the destination address a passes the rule's
+// dest_ip options (DestIP and DestMasked), as the rendered rule tests it.
+func (r *UserRule) DestMatches(a netip.Addr) bool { return admits(r.DestIP, r.DestMasked, a) }
+
 // Ipset declares the address family of a user set.
 type Ipset struct {
 	Name   string
@@ -109,7 +123,18 @@ type Ipset struct {
 }
 
 // Use marks locally generated traffic from sockets of a cgroup (v2 id of
-// the ancestor at Level) with an interface's mark.
+// the ancestor at Level) of the interface's family with the interface's
+// mark, so that it is routed through the interface's table; the output
+// chain accepts it at once, leaving its conntrack mark zero. The source
+// address was chosen by the first route lookup (usually for another WAN),
+// so a nat postrouting chain masquerades the new connections that leave
+// with the interface's mark, a zero conntrack mark and a source address
+// of the router that is not one of the out interface's, and replies come
+// back the same way (legacy `mwan3 use` bound the sockets to the
+// interface's address instead, spec §8.9). The kernel allows no socket
+// (cgroup) test in postrouting, hence the conntrack mark: connections
+// marked by the hook (forwarded, or the router's own by user rules) have
+// it set and are never masqueraded.
 type Use struct {
 	Cgroup    uint64
 	Level     uint32

@@ -2,6 +2,7 @@ package nft
 
 import (
 	"fmt"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -151,8 +152,8 @@ type Chain struct {
 
 // Hook makes a chain a base chain (policy accept).
 type Hook struct {
-	Type     string // "filter" or "route"
-	Hook     string // "prerouting" or "output"
+	Type     string // "filter", "route" or "nat"
+	Hook     string // "prerouting", "output" or "postrouting"
 	Priority int32
 }
 
@@ -176,9 +177,10 @@ type Nfproto struct{ Family Family }
 // L4Proto matches the transport protocol number.
 type L4Proto struct{ Proto uint8 }
 
-// MarkCmp tests the packet mark under a mask: (mark & Mask) == Value, or
-// != Value when Neq is set.
+// MarkCmp tests the packet mark (or the conntrack mark, when Ct is set)
+// under a mask: (mark & Mask) == Value, or != Value when Neq is set.
 type MarkCmp struct {
+	Ct          bool
 	Mask, Value uint32
 	Neq         bool
 }
@@ -196,6 +198,15 @@ type AddrMatch struct {
 	Family Family
 	Dst    bool
 	Ranges []AddrRange
+}
+
+// AddrMasked matches the source (or destination) address under a mask
+// that is not a prefix: addr & Mask == Value, where Value has no bits
+// outside Mask. Mask and Value are addresses of Family.
+type AddrMasked struct {
+	Family      Family
+	Dst         bool
+	Mask, Value netip.Addr
 }
 
 // AddrInSet looks the source (or destination) address up in a named set.
@@ -261,6 +272,16 @@ type SetUpdate struct {
 	Set    string
 }
 
+// SaddrLocal matches when the source address is an address of the router
+// (of the output interface when OnOif is set), or is not when Neq is set:
+// a fib address type lookup. OnOif needs an output, forward or
+// postrouting hook.
+type SaddrLocal struct{ OnOif, Neq bool }
+
+// Masquerade rewrites the source address of a new connection to the
+// output interface's primary address (nat postrouting chains only).
+type Masquerade struct{}
+
 // Cgroup matches the cgroup v2 id of the sending socket's cgroup
 // ancestor at Level (locally generated traffic only).
 type Cgroup struct {
@@ -276,9 +297,11 @@ const (
 	Jump VerdictKind = iota + 1
 	Goto
 	Return
+	Accept
 )
 
-// Verdict ends rule evaluation: jump or goto a chain, or return.
+// Verdict ends rule evaluation: jump or goto a chain, return, or accept
+// (ends the base chain).
 type Verdict struct {
 	Kind  VerdictKind
 	Chain string
@@ -289,6 +312,7 @@ func (L4Proto) isExpr()     {}
 func (MarkCmp) isExpr()     {}
 func (IfName) isExpr()      {}
 func (AddrMatch) isExpr()   {}
+func (AddrMasked) isExpr()  {}
 func (AddrInSet) isExpr()   {}
 func (PortMatch) isExpr()   {}
 func (ICMPv6Types) isExpr() {}
@@ -299,6 +323,8 @@ func (Log) isExpr()         {}
 func (SetMark) isExpr()     {}
 func (SetUpdate) isExpr()   {}
 func (Cgroup) isExpr()      {}
+func (SaddrLocal) isExpr()  {}
+func (Masquerade) isExpr()  {}
 func (Verdict) isExpr()     {}
 
 // LogLevel is a syslog level as nft names it.
@@ -353,7 +379,11 @@ func (e MarkCmp) String() string {
 	if e.Neq {
 		op = "!="
 	}
-	return "meta mark & " + hex32(e.Mask) + " " + op + " " + hex32(e.Value)
+	src := "meta mark"
+	if e.Ct {
+		src = "ct mark"
+	}
+	return src + " & " + hex32(e.Mask) + " " + op + " " + hex32(e.Value)
 }
 
 func (e IfName) String() string {
@@ -372,6 +402,11 @@ func addrField(f Family, dst bool) string {
 
 func (e AddrMatch) String() string {
 	return addrField(e.Family, e.Dst) + " " + anonList(e.Ranges)
+}
+
+// String prints the match as nft does: "ip daddr & 0.0.0.1 == 0.0.0.1".
+func (e AddrMasked) String() string {
+	return addrField(e.Family, e.Dst) + " & " + nftAddr(e.Mask) + " == " + nftAddr(e.Value)
 }
 
 func (e AddrInSet) String() string { return addrField(e.Family, e.Dst) + " @" + e.Set }
@@ -478,6 +513,19 @@ func (e Cgroup) String() string {
 	return fmt.Sprintf("socket cgroupv2 level %d %d", e.Level, e.ID)
 }
 
+func (e SaddrLocal) String() string {
+	s := "fib saddr"
+	if e.OnOif {
+		s += " . oif"
+	}
+	if e.Neq {
+		return s + " type != local"
+	}
+	return s + " type local"
+}
+
+func (Masquerade) String() string { return "masquerade" }
+
 func (v Verdict) String() string {
 	switch v.Kind {
 	case Jump:
@@ -486,6 +534,8 @@ func (v Verdict) String() string {
 		return "goto " + v.Chain
 	case Return:
 		return "return"
+	case Accept:
+		return "accept"
 	}
 	return "invalid verdict"
 }
@@ -495,6 +545,8 @@ func (v Verdict) String() string {
 func impliedFamily(e Expr) Family {
 	switch e := e.(type) {
 	case AddrMatch:
+		return e.Family
+	case AddrMasked:
 		return e.Family
 	case AddrInSet:
 		return e.Family

@@ -18,11 +18,16 @@ func TestExprString(t *testing.T) {
 		{L4Proto{200}, "meta l4proto 200"},
 		{MarkCmp{Mask: 0x3f00}, "meta mark & 0x00003f00 == 0x00000000"},
 		{MarkCmp{Mask: 0x3f00, Value: 0x3f00, Neq: true}, "meta mark & 0x00003f00 != 0x00003f00"},
+		{MarkCmp{Ct: true, Mask: 0x3f00}, "ct mark & 0x00003f00 == 0x00000000"},
 		{IfName{Name: "eth1"}, `iifname "eth1"`},
 		{IfName{Out: true, Name: "pppoe-wan"}, `oifname "pppoe-wan"`},
 		{AddrMatch{Family: IPv4, Ranges: []AddrRange{{a("10.0.0.0"), a("10.255.255.255")}}}, "ip saddr 10.0.0.0/8"},
 		{AddrMatch{Family: IPv6, Dst: true, Ranges: []AddrRange{{a("2001:db8::1"), a("2001:db8::1")}, {a("2001:db8::5"), a("2001:db8::9")}}},
 			"ip6 daddr { 2001:db8::1, 2001:db8::5-2001:db8::9 }"},
+		{AddrMasked{Family: IPv4, Dst: true, Mask: a("255.255.255.1"), Value: a("198.51.100.1")}, "ip daddr & 255.255.255.1 == 198.51.100.1"},
+		{AddrMasked{Family: IPv4, Mask: a("0.0.0.1"), Value: a("0.0.0.0")}, "ip saddr & 0.0.0.1 == 0.0.0.0"},
+		{AddrMasked{Family: IPv6, Dst: true, Mask: a("::ff:1"), Value: a("::1")}, "ip6 daddr & ::0.255.0.1 == ::1"},
+		{AddrMasked{Family: IPv6, Mask: a("ffff:ffff::1"), Value: a("2001:db8::1")}, "ip6 saddr & ffff:ffff::1 == 2001:db8::1"},
 		{AddrInSet{Family: IPv4, Dst: true, Set: "vpn"}, "ip daddr @vpn"},
 		{AddrInSet{Family: IPv6, Set: "s"}, "ip6 saddr @s"},
 		{PortMatch{Proto: 6, Dst: true, Ranges: []PortRange{{443, 443}}}, "tcp dport 443"},
@@ -41,7 +46,13 @@ func TestExprString(t *testing.T) {
 		{SetMark{Ct: true, Mask: 0x3f00}, "ct mark set ct mark & 0xffffc0ff"},
 		{SetUpdate{Family: IPv6, Set: "s"}, "update @s { ip6 saddr }"},
 		{Cgroup{Level: 2, ID: 4242}, "socket cgroupv2 level 2 4242"},
+		{SaddrLocal{}, "fib saddr type local"},
+		{SaddrLocal{Neq: true}, "fib saddr type != local"},
+		{SaddrLocal{OnOif: true}, "fib saddr . oif type local"},
+		{SaddrLocal{OnOif: true, Neq: true}, "fib saddr . oif type != local"},
+		{Masquerade{}, "masquerade"},
 		{Verdict{Kind: Return}, "return"},
+		{Verdict{Kind: Accept}, "accept"},
 		{Verdict{}, "invalid verdict"},
 	}
 	for _, tt := range tests {
@@ -90,11 +101,25 @@ func TestNftDuration(t *testing.T) {
 	}
 }
 
+// TestRuleStringImpliedFamily checks that a masked address match, like a
+// prefix match, implies the family (nft leaves out meta nfproto).
+func TestRuleStringImpliedFamily(t *testing.T) {
+	a := netip.MustParseAddr
+	r := Rule{Exprs: []Expr{Nfproto{IPv4}, AddrMasked{Family: IPv4, Mask: a("0.0.0.1"), Value: a("0.0.0.1")}, Verdict{Kind: Return}}}
+	if got, want := r.String(), "ip saddr & 0.0.0.1 == 0.0.0.1 return"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	r = Rule{Exprs: []Expr{Nfproto{IPv6}, SaddrLocal{}, Masquerade{}}}
+	if got, want := r.String(), "meta nfproto ipv6 fib saddr type local masquerade"; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}
+
 func TestPriorityString(t *testing.T) {
 	for _, tt := range []struct {
 		p    int32
 		want string
-	}{{-149, "mangle + 1"}, {-150, "mangle"}, {-155, "mangle - 5"}, {0, "filter"}, {-200, "-200"}, {100, "srcnat"}} {
+	}{{-149, "mangle + 1"}, {-150, "mangle"}, {-155, "mangle - 5"}, {0, "filter"}, {-200, "-200"}, {100, "srcnat"}, {101, "srcnat + 1"}} {
 		if got := priorityString(tt.p); got != tt.want {
 			t.Errorf("priorityString(%d) = %q, want %q", tt.p, got, tt.want)
 		}

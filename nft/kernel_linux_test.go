@@ -5,6 +5,7 @@ package nft
 import (
 	"context"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"regexp"
 	"slices"
@@ -88,6 +89,7 @@ func TestKernelListing(t *testing.T) {
 		"options":     optionsInput(),
 		"dual_stack":  dualStackInput(),
 		"many":        manyRulesInput(16, 200),
+		"masked":      maskedInput(),
 	}
 	for name, in := range inputs {
 		t.Run(name, func(t *testing.T) {
@@ -125,12 +127,17 @@ func TestKernelTransitions(t *testing.T) {
 		}
 		assertListing(t, ns, p)
 	}
-	// A different config on top: everything not in it goes.
-	p := renderOK(t, optionsInput())
-	if err := a.Apply(p); err != nil {
-		t.Fatal(err)
+	// A different config on top: everything not in it goes; then the
+	// same without uses, which removes their nat chain.
+	noUses := optionsInput()
+	noUses.Uses = nil
+	for _, in := range []*Input{optionsInput(), noUses} {
+		p := renderOK(t, in)
+		if err := a.Apply(p); err != nil {
+			t.Fatal(err)
+		}
+		assertListing(t, ns, p)
 	}
-	assertListing(t, ns, p)
 }
 
 // TestKernelUnchangedChainsKept checks that a re-apply leaves unchanged
@@ -337,4 +344,59 @@ func largeConnected(n int) []netip.Prefix {
 		out[i] = netip.PrefixFrom(netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)}), 32)
 	}
 	return out
+}
+
+// TestKernelMaskedMatch sends one locally generated UDP packet to each of
+// x.1 … x.4 of an IPv4 and an IPv6 test network (routed to loopback) and
+// reads the rule counters: a destination under a non-contiguous mask
+// with an odd last byte matches x.1 and x.3 only, the rule after it
+// counts x.2 and x.4.
+func TestKernelMaskedMatch(t *testing.T) {
+	ns, a := nsApplier(t)
+	for _, args := range [][]string{
+		{"-4", "route", "add", "local", "198.51.100.0/24", "dev", "lo"},
+		{"-6", "route", "add", "local", "2001:db8:ff::/64", "dev", "lo"},
+	} {
+		if _, err := ns.Run(t.Context(), "ip", args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	in := &Input{Mask: DefaultMask, Rules: []UserRule{
+		{Name: "odd", Family: IPv4, Proto: "udp", DestMasked: []MaskedAddr{masked("198.51.100.1", "255.255.255.1")}, UsePolicy: "default"},
+		{Name: "odd6", Family: IPv6, Proto: "udp", DestMasked: []MaskedAddr{masked("2001:db8:ff::1", "ffff:ffff:ffff:ffff::1")}, UsePolicy: "default"},
+		{Name: "rest", Proto: "udp", UsePolicy: "default"},
+	}}
+	p := renderOK(t, in)
+	if err := a.Apply(p); err != nil {
+		t.Fatal(err)
+	}
+	for _, base := range []string{"198.51.100.0", "2001:db8:ff::"} {
+		for i := 1; i <= 4; i++ {
+			b := netip.MustParseAddr(base).AsSlice()
+			b[len(b)-1] = byte(i)
+			dst, _ := netip.AddrFromSlice(b)
+			conn, err := ns.Dial(t.Context(), "udp", netip.AddrPortFrom(dst, 9).String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := conn.Write([]byte("x")); err != nil {
+				t.Fatal(err)
+			}
+			conn.Close()
+		}
+	}
+	vals, err := a.Counters(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]uint64{}
+	for _, v := range vals {
+		if v.Kind == CounterRule {
+			got[v.Rule+"_"+v.Family.String()] = v.Packets
+		}
+	}
+	want := map[string]uint64{"odd_ipv4": 2, "odd6_ipv6": 2, "rest_ipv4": 2, "rest_ipv6": 2}
+	if !maps.Equal(got, want) {
+		t.Errorf("rule counters %v, want %v\n%s", got, want, listTable(t, ns))
+	}
 }

@@ -16,19 +16,25 @@ const TableName = "mwan3"
 
 // Names of the fixed chains and maps.
 const (
-	chainPrerouting = "prerouting"
-	chainOutput     = "output"
-	chainHook       = "mwan3_hook" // "hook" is an nft keyword
-	chainIfacesIn   = "ifaces_in"
-	chainBypass     = "bypass"
-	chainRules      = "rules"
-	mapRestore      = "mark_restore"
-	mapSave         = "mark_save"
+	chainPrerouting  = "prerouting"
+	chainOutput      = "output"
+	chainPostrouting = "postrouting"
+	chainHook        = "mwan3_hook" // "hook" is an nft keyword
+	chainIfacesIn    = "ifaces_in"
+	chainBypass      = "bypass"
+	chainRules       = "rules"
+	mapRestore       = "mark_restore"
+	mapSave          = "mark_save"
 )
 
 // priorityMangle1 is "mangle + 1": after fw4's mangle chains (legacy
 // appended to the mangle built-in chains), before DNAT at −100.
 const priorityMangle1 = -149
+
+// prioritySrcnat1 is "srcnat + 1": after fw4's srcnat chain, so that its
+// masquerade and users' SNAT rules win (the first NAT set up for a
+// connection is the one used).
+const prioritySrcnat1 = 101
 
 // stickySetSize bounds the sources of one sticky set (one rule, family
 // and WAN). Legacy's ipset allowed 65536, but the kernel's hash sets
@@ -556,7 +562,7 @@ func (r *renderer) userRules() {
 		}
 		seen[rule.Name] = true
 		for _, fam := range r.fams {
-			exprs, ok := r.ruleVariant(rule, fam)
+			variants, ok := r.ruleVariant(rule, fam)
 			if !ok {
 				continue
 			}
@@ -564,7 +570,9 @@ func (r *renderer) userRules() {
 				ipsets = append(ipsets, rule.Ipset)
 				r.addSet(&Set{Name: rule.Ipset, Key: addrKey(fam), Interval: true, AutoMerge: true, Contents: Adopted})
 			}
-			rules.Rules = append(rules.Rules, Rule{Exprs: exprs})
+			for _, exprs := range variants {
+				rules.Rules = append(rules.Rules, Rule{Exprs: exprs})
+			}
 			r.addCounter(CounterInfo{Name: ruleCounter(rule.Name, fam), Kind: CounterRule, Family: fam, Rule: rule.Name})
 		}
 	}
@@ -595,9 +603,72 @@ func (r *renderer) ipsetFamily(name string) Family {
 	return IPv4
 }
 
-// ruleVariant builds the family variant of a user rule (spec §4.4), or
-// reports that it is not emitted.
-func (r *renderer) ruleVariant(rule *UserRule, fam Family) ([]Expr, bool) {
+// maxAddrCombinations bounds the nft rules one family variant of a user
+// rule expands to: one per combination of a source and a destination
+// alternative (prefixes together are one alternative, each masked address
+// another), as iptables expands address lists.
+const maxAddrCombinations = 64
+
+// anyAddr is the only alternative of an address option that matches any
+// address of the family: no expression.
+var anyAddr = []Expr{nil}
+
+// addrAlternatives returns the alternatives of one address option of a
+// rule for family fam: each is one match, or nil when the option matches
+// any address of the family. It reports false (with a warning) when the
+// family variant must not be emitted. The result must not be modified.
+func (r *renderer) addrAlternatives(rule *UserRule, fam Family, opt string, ps []netip.Prefix, ms []MaskedAddr, dst bool) ([]Expr, bool) {
+	if len(ps) == 0 && len(ms) == 0 {
+		return anyAddr, true
+	}
+	mine := splitFamilies(ps, fam)
+	var masked []Expr
+	for _, m := range ms {
+		if !m.valid() {
+			r.warnf("rule %s: %s %s is not an address and a mask of one family; skipping the rule", rule.Name, opt, m)
+			return nil, false
+		}
+		if familyOf(m.Addr) != fam {
+			continue
+		}
+		if p, ok := m.prefix(); ok {
+			mine = append(mine, p)
+			continue
+		}
+		e := AddrMasked{Family: fam, Dst: dst, Mask: m.Mask, Value: m.value()}
+		if !slices.Contains(masked, Expr(e)) {
+			masked = append(masked, e)
+		}
+	}
+	if len(mine) == 0 && len(masked) == 0 {
+		var first fmt.Stringer
+		if len(ps) > 0 {
+			first = ps[0]
+		} else {
+			first = ms[0]
+		}
+		if rule.Family == FamilyAny {
+			r.warnf("invalid %s address %s specified for rule %s", fam, first, rule.Name)
+		} else {
+			r.warnf("rule %s: %s has no %s address; skipping the rule", rule.Name, opt, fam)
+		}
+		return nil, false
+	}
+	if len(mine) == 0 {
+		return masked, true
+	}
+	ranges := mergePrefixes(mine)
+	if len(ranges) == 1 && ranges[0].prefixBits() == 0 {
+		return anyAddr, true // 0.0.0.0/0 or ::/0 only selects the family
+	}
+	return append([]Expr{AddrMatch{Family: fam, Dst: dst, Ranges: ranges}}, masked...), true
+}
+
+// ruleVariant builds the family variant of a user rule (spec §4.4): one
+// expression list per combination of address alternatives, all counting
+// into the rule's counter and ending in the same action. It reports false
+// when the variant is not emitted.
+func (r *renderer) ruleVariant(rule *UserRule, fam Family) ([][]Expr, bool) {
 	if rule.Family != FamilyAny && rule.Family != fam {
 		return nil, false
 	}
@@ -619,33 +690,23 @@ func (r *renderer) ruleVariant(rule *UserRule, fam Family) ([]Expr, bool) {
 		return nil, false
 	}
 
-	exprs := []Expr{Nfproto{fam}} // shown only where nothing else implies it
+	head := []Expr{Nfproto{fam}} // shown only where nothing else implies it
 	if rule.SrcDevice != "" && rule.SrcIface != "" {
-		exprs = append(exprs, IfName{Name: rule.SrcDevice})
+		head = append(head, IfName{Name: rule.SrcDevice})
 	}
-	for _, opt := range []struct {
-		name string
-		ps   []netip.Prefix
-		dst  bool
-	}{{"src_ip", rule.SrcIP, false}, {"dest_ip", rule.DestIP, true}} {
-		if len(opt.ps) == 0 {
-			continue
-		}
-		mine := splitFamilies(opt.ps, fam)
-		if len(mine) == 0 {
-			if rule.Family == FamilyAny {
-				r.warnf("invalid %s address %s specified for rule %s", fam, opt.ps[0], rule.Name)
-			} else {
-				r.warnf("rule %s: %s has no %s address; skipping the rule", rule.Name, opt.name, fam)
-			}
-			return nil, false
-		}
-		ranges := mergePrefixes(mine)
-		if len(ranges) == 1 && ranges[0].prefixBits() == 0 {
-			continue // 0.0.0.0/0 or ::/0 only selects the family
-		}
-		exprs = append(exprs, AddrMatch{Family: fam, Dst: opt.dst, Ranges: ranges})
+	srcs, ok := r.addrAlternatives(rule, fam, "src_ip", rule.SrcIP, rule.SrcMasked, false)
+	if !ok {
+		return nil, false
 	}
+	dsts, ok := r.addrAlternatives(rule, fam, "dest_ip", rule.DestIP, rule.DestMasked, true)
+	if !ok {
+		return nil, false
+	}
+	if n := len(srcs) * len(dsts); n > maxAddrCombinations {
+		r.warnf("rule %s: %d combinations of src_ip and dest_ip alternatives exceed %d; skipping the rule", rule.Name, n, maxAddrCombinations)
+		return nil, false
+	}
+	var exprs []Expr // the matches after the addresses, and the action
 	if rule.Ipset != "" {
 		if !isSetName(rule.Ipset) || rule.Ipset == mapRestore || rule.Ipset == mapSave || strings.HasPrefix(rule.Ipset, "sticky_") {
 			r.warnf("rule %s: ipset name %q cannot be used; skipping the rule", rule.Name, rule.Ipset)
@@ -682,12 +743,26 @@ func (r *renderer) ruleVariant(rule *UserRule, fam Family) ([]Expr, bool) {
 	}
 	switch {
 	case special:
-		return append(exprs, r.setMark(r.actionMark(rule.UsePolicy)), Verdict{Kind: Return}), true
+		exprs = append(exprs, r.setMark(r.actionMark(rule.UsePolicy)), Verdict{Kind: Return})
 	case rule.Sticky:
-		return append(exprs, Verdict{Kind: Goto, Chain: r.stickyChain(rule, fam)}), true
+		exprs = append(exprs, Verdict{Kind: Goto, Chain: r.stickyChain(rule, fam)})
 	default:
-		return append(exprs, Verdict{Kind: Goto, Chain: policyChain(rule.UsePolicy, fam)}), true
+		exprs = append(exprs, Verdict{Kind: Goto, Chain: policyChain(rule.UsePolicy, fam)})
 	}
+	variants := make([][]Expr, 0, len(srcs)*len(dsts))
+	for _, src := range srcs {
+		for _, dst := range dsts {
+			v := append(make([]Expr, 0, len(head)+2+len(exprs)), head...)
+			if src != nil {
+				v = append(v, src)
+			}
+			if dst != nil {
+				v = append(v, dst)
+			}
+			variants = append(variants, append(v, exprs...))
+		}
+	}
+	return variants, true
 }
 
 func (r *renderer) logLevel() LogLevel {
@@ -752,18 +827,41 @@ func (r *renderer) hooks() {
 	pre := &Chain{Name: chainPrerouting, Hook: &Hook{Type: "filter", Hook: "prerouting", Priority: priorityMangle1}}
 	pre.Rules = []Rule{{Exprs: []Expr{Verdict{Kind: Jump, Chain: chainHook}}}}
 	out := &Chain{Name: chainOutput, Hook: &Hook{Type: "route", Hook: "output", Priority: priorityMangle1}}
+	// A use rule accepts at once: the hook would save the mark into the
+	// conntrack mark (and send connected destinations to main, which the
+	// interface's table reaches too). The socket expression is not
+	// allowed in postrouting, so that conntrack mark, still zero at the
+	// first packet, is what tells use connections there; they are
+	// masqueraded unless their source is an address of the out interface.
+	post := &Chain{Name: chainPostrouting, Hook: &Hook{Type: "nat", Hook: "postrouting", Priority: prioritySrcnat1}}
+	masqueraded := map[string]bool{}
 	for _, u := range r.in.Uses {
 		ifc := r.ifaces[u.Interface]
 		if ifc == nil || !ifc.Enabled {
 			r.warnf("use: interface %s is not an enabled mwan3 interface; ignoring cgroup %d", u.Interface, u.Cgroup)
 			continue
 		}
+		mark := r.ifaceMark(ifc)
+		// Like legacy's shim, only sockets of the interface's family.
+		fam := Nfproto{ifc.Family}
 		out.Rules = append(out.Rules, Rule{
-			Exprs:   []Expr{Cgroup{Level: u.Level, ID: u.Cgroup}, r.unmarked(), r.setMark(r.ifaceMark(ifc))},
+			Exprs:   []Expr{fam, Cgroup{Level: u.Level, ID: u.Cgroup}, r.unmarked(), r.setMark(mark), Verdict{Kind: Accept}},
 			Comment: "use " + ifc.Name,
 		})
+		if !masqueraded[ifc.Name] {
+			masqueraded[ifc.Name] = true
+			post.Rules = append(post.Rules, Rule{
+				Exprs: []Expr{fam, MarkCmp{Mask: m, Value: mark}, MarkCmp{Ct: true, Mask: m}, SaddrLocal{},
+					SaddrLocal{OnOif: true, Neq: true}, Masquerade{}},
+				Comment: "use " + ifc.Name,
+			})
+		}
+	}
+	base := []*Chain{pre, out}
+	if len(post.Rules) > 0 {
+		base = append(base, post)
 	}
 	out.Rules = append(out.Rules, pre.Rules[0])
 	// Base chains and the hook chain go first: they read best at the top.
-	r.plan.Table.Chains = append([]*Chain{pre, out, hook}, r.plan.Table.Chains...)
+	r.plan.Table.Chains = append(append(base, hook), r.plan.Table.Chains...)
 }

@@ -2,6 +2,7 @@ package nft
 
 import (
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 	"testing"
@@ -73,6 +74,13 @@ func checkPlan(t testing.TB, p *Plan) {
 					}
 					if next != e.Mod {
 						t.Fatalf("%s: numgen ranges end at %d, mod %d", where, next, e.Mod)
+					}
+				case AddrMasked:
+					if familyOf(e.Mask) != e.Family || familyOf(e.Value) != e.Family || (MaskedAddr{e.Value, e.Mask}).value() != e.Value {
+						t.Fatalf("%s: mask %s and value %s of the wrong family or value outside the mask", where, e.Mask, e.Value)
+					}
+					if _, ok := (MaskedAddr{e.Value, e.Mask}).prefix(); ok {
+						t.Fatalf("%s: masked match with a prefix mask", where)
 					}
 				case AddrInSet:
 					if s := sets[e.Set]; s == nil || s.Key != addrKey(e.Family) {
@@ -188,13 +196,119 @@ func optionsInput() *Input {
 		},
 		Connected: pfx("10.0.1.0/24", "192.168.1.0/24", "192.168.1.1/32", "224.0.0.0/3", "fd00:100::/64", "fe80::/64"),
 		Custom:    pfx("172.16.0.0/12", "2001:db8:ffff::/48"),
-		Uses:      []Use{{Cgroup: 4242, Level: 2, Interface: "wanb"}, {Cgroup: 1, Interface: "nosuch"}},
+		Uses: []Use{{Cgroup: 4242, Level: 2, Interface: "wanb"}, {Cgroup: 1, Interface: "nosuch"},
+			{Cgroup: 4243, Level: 2, Interface: "wanb"}, {Cgroup: 4242, Level: 2, Interface: "wan6"}},
 	}
 }
 
 func TestRenderRuleOptions(t *testing.T) {
 	p := renderOK(t, optionsInput())
 	checkGolden(t, "rule_options", p.Dump())
+}
+
+func masked(addr, mask string) MaskedAddr {
+	return MaskedAddr{Addr: netip.MustParseAddr(addr), Mask: netip.MustParseAddr(mask)}
+}
+
+// maskedInput exercises addresses under non-contiguous masks: alone, with
+// prefixes, in both directions (one nft rule per combination), IPv6,
+// contiguous masks (plain prefixes) and the wrong family.
+func maskedInput() *Input {
+	return &Input{
+		Mask: DefaultMask, Logging: true,
+		Interfaces: []Interface{
+			{Name: "wan", ID: 1, Family: IPv4, Enabled: true, Online: true, Device: "eth1"},
+			{Name: "wan6", ID: 2, Family: IPv6, Enabled: true, Online: true, Device: "eth1"},
+			{Name: "wanb", ID: 3, Family: IPv4, Enabled: true, Online: true, Device: "eth2"},
+		},
+		Policies: []Policy{
+			{Name: "wan_wanb", Members: []Member{
+				{Name: "wan_m1", Interface: "wan", Metric: 1, Weight: 1}, {Name: "wanb_m2", Interface: "wanb", Metric: 2, Weight: 1},
+				{Name: "wan6_m1", Interface: "wan6", Metric: 1, Weight: 1},
+			}},
+			{Name: "wanb_wan", Members: []Member{
+				{Name: "wan_m2", Interface: "wan", Metric: 2, Weight: 1}, {Name: "wanb_m1", Interface: "wanb", Metric: 1, Weight: 1},
+			}},
+		},
+		Rules: []UserRule{
+			// Real config 02: even and odd sources.
+			{Name: "sticky_even", Family: IPv4, SrcMasked: []MaskedAddr{masked("0.0.0.0", "0.0.0.1")}, Proto: "tcp", DestPort: []PortRange{{443, 443}}, UsePolicy: "wan_wanb"},
+			{Name: "sticky_odd", Family: IPv4, SrcMasked: []MaskedAddr{masked("0.0.0.1", "0.0.0.1")}, Proto: "tcp", DestPort: []PortRange{{443, 443}}, UsePolicy: "wanb_wan", Sticky: true, Logging: true},
+			// Two source alternatives times two destination ones.
+			{Name: "cross", Family: IPv4, SrcIP: pfx("10.0.0.0/8", "172.16.0.0/12"), SrcMasked: []MaskedAddr{masked("192.168.0.7", "255.255.0.255")},
+				DestMasked: []MaskedAddr{masked("198.51.100.1", "255.255.255.1"), masked("203.0.113.0", "255.255.255.3")}, UsePolicy: "default"},
+			{Name: "v6", Family: IPv6, DestMasked: []MaskedAddr{masked("2001:db8::1", "ffff:ffff::1"), masked("::1", "::ff:1")}, UsePolicy: "wan_wanb"},
+			// A contiguous mask is a prefix; duplicates collapse.
+			{Name: "contiguous", DestMasked: []MaskedAddr{masked("192.0.2.0", "255.255.255.0"), masked("0.0.0.1", "0.0.0.1"), masked("0.0.0.1", "0.0.0.1")},
+				DestIP: pfx("192.0.3.0/24"), Family: IPv4, UsePolicy: "blackhole"},
+			// The family is decided by the addresses.
+			{Name: "mixed", SrcMasked: []MaskedAddr{masked("0.0.0.1", "0.0.0.1")}, SrcIP: pfx("fd00::/8"), UsePolicy: "unreachable"},
+			// 0.0.0.0/0 makes the masked alternative redundant.
+			{Name: "wild", SrcIP: pfx("0.0.0.0/0"), SrcMasked: []MaskedAddr{masked("0.0.0.1", "0.0.0.1")}, Family: IPv4, UsePolicy: "wanb_wan"},
+			// Warnings.
+			{Name: "anyfam", SrcMasked: []MaskedAddr{masked("0.0.0.1", "0.0.0.1")}, UsePolicy: "default"},
+			{Name: "wrongfam", Family: IPv6, DestMasked: []MaskedAddr{masked("0.0.0.1", "0.0.0.1")}, UsePolicy: "default"},
+			{Name: "badmask", SrcMasked: []MaskedAddr{masked("10.0.0.1", "ffff::1")}, UsePolicy: "default"},
+			{Name: "toomany", Family: IPv4, SrcMasked: manyMasked(9), DestMasked: manyMasked(8), UsePolicy: "default"},
+		},
+		Connected: pfx("192.168.1.0/24", "fd00:100::/64"),
+	}
+}
+
+// manyMasked returns n distinct odd-address matches in 10.0.0.0/8.
+func manyMasked(n int) []MaskedAddr {
+	out := make([]MaskedAddr, n)
+	for i := range n {
+		out[i] = masked(fmt.Sprintf("10.%d.0.1", i), "255.255.0.1")
+	}
+	return out
+}
+
+func TestRenderMaskedAddrs(t *testing.T) {
+	p := renderOK(t, maskedInput())
+	checkGolden(t, "masked_addrs", p.Dump())
+	var rules []string
+	for _, c := range p.Table.Chains {
+		if c.Name == chainRules {
+			for _, r := range c.Rules {
+				rules = append(rules, r.String())
+			}
+		}
+	}
+	count := func(sub string) int {
+		n := 0
+		for _, r := range rules {
+			if strings.Contains(r, sub) {
+				n++
+			}
+		}
+		return n
+	}
+	for _, tt := range []struct {
+		counter string
+		want    int
+	}{
+		{"rule_sticky_even_ipv4", 1}, {"rule_sticky_odd_ipv4", 1}, {"rule_cross_ipv4", 4}, {"rule_v6_ipv6", 2},
+		{"rule_contiguous_ipv4", 2}, {"rule_mixed_ipv4", 1}, {"rule_mixed_ipv6", 1}, {"rule_wild_ipv4", 1},
+		{"rule_anyfam_ipv4", 1}, {"rule_anyfam_ipv6", 0}, {"rule_wrongfam_", 0}, {"rule_badmask_", 0}, {"rule_toomany_", 0},
+	} {
+		if got := count(`counter name "` + tt.counter); got != tt.want {
+			t.Errorf("%d nft rules count into %s, want %d", got, tt.counter, tt.want)
+		}
+	}
+	for _, want := range []string{
+		"invalid ipv6 address 0.0.0.1/0.0.0.1 specified for rule anyfam",
+		"rule wrongfam: dest_ip has no ipv6 address",
+		"rule badmask: src_ip 10.0.0.1/ffff::1 is not an address and a mask of one family",
+		"rule toomany: 72 combinations of src_ip and dest_ip alternatives exceed 64",
+	} {
+		if !slices.ContainsFunc(p.Warnings, func(w string) bool { return strings.Contains(w, want) }) {
+			t.Errorf("no warning containing %q in %q", want, p.Warnings)
+		}
+	}
+	if len(p.Warnings) != 4 {
+		t.Errorf("warnings: %q", p.Warnings)
+	}
 }
 
 // manyRulesInput builds a config of n interfaces (alternating IPv4 and
@@ -549,6 +663,15 @@ func FuzzRender(f *testing.F) {
 				Ipset:     []string{"", "s", "mwan3_connected_ipv4", "sticky_x", "bad name"}[next(5)]}
 			if next(2) == 0 {
 				r.SrcIP = pfx([]string{"10.0.0.0/8", "2001:db8::/32", "0.0.0.0/0"}[next(3)])
+			}
+			for range next(3) {
+				m := []MaskedAddr{masked("0.0.0.1", "0.0.0.1"), masked("10.0.0.0", "255.0.0.0"), masked("2001:db8::1", "ffff::1"),
+					masked("10.0.0.1", "::1"), {}}[next(5)]
+				if next(2) == 0 {
+					r.SrcMasked = append(r.SrcMasked, m)
+				} else {
+					r.DestMasked = append(r.DestMasked, m)
+				}
 			}
 			if next(2) == 0 {
 				r.DestPort = []PortRange{{uint16(next(256)), uint16(next(256))}}

@@ -240,6 +240,8 @@ func verdictExpr(v Verdict) (*expr.Verdict, error) {
 		return &expr.Verdict{Kind: expr.VerdictGoto, Chain: v.Chain}, nil
 	case Return:
 		return &expr.Verdict{Kind: expr.VerdictReturn}, nil
+	case Accept:
+		return &expr.Verdict{Kind: expr.VerdictAccept}, nil
 	}
 	return nil, fmt.Errorf("invalid verdict kind %d", v.Kind)
 }
@@ -265,7 +267,7 @@ func (b *ruleBuilder) translate(e Expr, named map[string]*nftables.Set) error {
 		if e.Neq {
 			op = expr.CmpOpNeq
 		}
-		b.add(maskedMark(false, e.Mask)...)
+		b.add(maskedMark(e.Ct, e.Mask)...)
 		b.add(&expr.Cmp{Op: op, Register: 1, Data: markBytes(e.Value)})
 	case IfName:
 		if len(e.Name) >= unix.IFNAMSIZ {
@@ -293,6 +295,15 @@ func (b *ruleBuilder) translate(e Expr, named map[string]*nftables.Set) error {
 		}
 		b.add(load)
 		return b.matchRanges(addrType(e.Family), addrIntervals(e.Ranges))
+	case AddrMasked:
+		if !e.Mask.IsValid() || !e.Value.IsValid() || familyOf(e.Mask) != e.Family || familyOf(e.Value) != e.Family {
+			return fmt.Errorf("%s: mask %s and value %s must be %s addresses", addrField(e.Family, e.Dst), e.Mask, e.Value, e.Family)
+		}
+		b.needFamily(e.Family)
+		load := loadAddr(e.Family, e.Dst)
+		b.add(load,
+			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: load.Len, Mask: addrBytes(e.Mask), Xor: make([]byte, load.Len)},
+			cmpEq(addrBytes(e.Value)))
 	case AddrInSet:
 		b.needFamily(e.Family)
 		s := named[e.Set]
@@ -374,6 +385,16 @@ func (b *ruleBuilder) translate(e Expr, named map[string]*nftables.Set) error {
 		}
 		b.needFamily(e.Family)
 		b.add(loadAddr(e.Family, false), &expr.Dynset{SrcRegKey: 1, SetName: s.Name, SetID: s.ID, Operation: unix.NFT_DYNSET_OP_UPDATE})
+	case SaddrLocal:
+		op := expr.CmpOpEq
+		if e.Neq {
+			op = expr.CmpOpNeq
+		}
+		// The address type is a host-order 32-bit value.
+		b.add(&expr.Fib{Register: 1, ResultADDRTYPE: true, FlagSADDR: true, FlagOIF: e.OnOif},
+			&expr.Cmp{Op: op, Register: 1, Data: binaryutil.NativeEndian.PutUint32(unix.RTN_LOCAL)})
+	case Masquerade:
+		b.add(&expr.Masq{})
 	case Cgroup:
 		b.add(&expr.Socket{Key: expr.SocketKeyCgroupv2, Level: e.Level, Register: 1},
 			cmpEq(binaryutil.NativeEndian.PutUint64(e.ID)))

@@ -4,6 +4,7 @@ package nft
 
 import (
 	"fmt"
+	"net/netip"
 	"slices"
 	"testing"
 
@@ -54,7 +55,7 @@ func TestIntervalElems(t *testing.T) {
 func TestTranslatePlans(t *testing.T) {
 	inputs := []*Input{
 		shippedInput([5]bool{false, true, true, true, true}, [5]bool{false, true, true, true, false}),
-		optionsInput(), dualStackInput(), manyRulesInput(8, 200),
+		optionsInput(), dualStackInput(), manyRulesInput(8, 200), maskedInput(),
 	}
 	for _, in := range inputs {
 		p := renderOK(t, in)
@@ -131,6 +132,8 @@ func TestTranslateErrors(t *testing.T) {
 		{Exprs: []Expr{SetUpdate{Family: IPv4, Set: "nosuch"}}},
 		{Exprs: []Expr{MarkVmap{Map: "nosuch"}}},
 		{Exprs: []Expr{AddrMatch{Family: IPv4}}},
+		{Exprs: []Expr{AddrMasked{Family: IPv4}}},
+		{Exprs: []Expr{AddrMasked{Family: IPv6, Mask: netip.MustParseAddr("0.0.0.1"), Value: netip.MustParseAddr("0.0.0.1")}}},
 		{Exprs: []Expr{PortMatch{Proto: 47, Ranges: []PortRange{{1, 1}}}}},
 		{Exprs: []Expr{IfName{Name: "0123456789abcdef"}}},
 		{Exprs: []Expr{NumgenVmap{}}},

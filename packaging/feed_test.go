@@ -48,7 +48,7 @@ func TestFeedMakefile(t *testing.T) {
 		"GO_PKG_LDFLAGS":     "-s -w",
 		"GO_PKG_LDFLAGS_X":   "main.version=$(PKG_VERSION)-r$(PKG_RELEASE)",
 		"SECTION":            "net",
-		"DEPENDS":            "$(GO_ARCH_DEPENDS) +kmod-nft-core +kmod-nft-socket +kmod-nf-conntrack-netlink",
+		"DEPENDS":            "$(GO_ARCH_DEPENDS) +kmod-nft-core +kmod-nft-socket +kmod-nft-nat +kmod-nft-fib +kmod-nf-conntrack-netlink",
 		"PROVIDES":           "mwan3",
 		"CONFLICTS":          "mwan3",
 		"GO_PKG_TARGET_VARS": "$(filter-out CGO_ENABLED=%,$(GO_PKG_TARGET_VARS)) CGO_ENABLED=0",

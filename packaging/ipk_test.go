@@ -314,7 +314,7 @@ func TestIPKStructure(t *testing.T) {
 			wantFields := map[string]string{
 				"Package":      "mwan3d",
 				"Version":      testIPKVersion,
-				"Depends":      "kmod-nft-core, kmod-nft-socket, kmod-nf-conntrack-netlink",
+				"Depends":      "kmod-nft-core, kmod-nft-socket, kmod-nft-nat, kmod-nft-fib, kmod-nf-conntrack-netlink",
 				"Conflicts":    "mwan3",
 				"Provides":     "mwan3",
 				"Section":      "net",
