@@ -8,8 +8,9 @@ LDFLAGS   := -s -w -X main.version=$(VERSION)
 FUZZTIME  ?= 10s
 BENCHTIME ?= 1s
 # Debian packages the kernel tests and the demo call (nft for dumps, conntrack, ip;
-# iptables and ipset to plant legacy mwan3 leftovers for the migration sweep test).
-DEB_DEPS  := nftables conntrack iproute2 iptables ipset
+# iptables and ipset to plant legacy mwan3 leftovers for the migration sweep test;
+# ping for `mwan3 use … ping`).
+DEB_DEPS  := nftables conntrack iproute2 iptables ipset iputils-ping
 
 # name GOOS GOARCH extra-env, one per cross target.
 CROSS := \
@@ -19,7 +20,7 @@ CROSS := \
 	linux-mips:linux:mips:GOMIPS=softfloat \
 	linux-mipsle:linux:mipsle:GOMIPS=softfloat
 
-.PHONY: all build test vet fmt-check deps cross fuzz bench demo clean
+.PHONY: all build test vet fmt-check deps cross fuzz bench gobench demo clean
 
 all: build
 
@@ -34,6 +35,7 @@ deps:
 	command -v ip >/dev/null 2>&1 || missing="$$missing iproute2"; \
 	command -v iptables >/dev/null 2>&1 || missing="$$missing iptables"; \
 	command -v ipset >/dev/null 2>&1 || missing="$$missing ipset"; \
+	command -v ping >/dev/null 2>&1 || missing="$$missing iputils-ping"; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ]; then \
 			echo "installing:$$missing"; \
@@ -72,11 +74,31 @@ fuzz:
 		done; \
 	done
 
+# bench prints one table of the figures that matter (apply latency, status
+# under load, detection, CPU per round, memory, binary sizes) against their
+# budgets, each the median of several runs; as root for all of them (about
+# 8 minutes). BENCHFLAGS: -quick, -only REGEXP, -v (see internal/benchtable).
 bench:
+	$(GO) run ./internal/benchtable $(BENCHFLAGS)
+
+# gobench runs every Go benchmark of PKGS once, as plain `go test -bench`.
+gobench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) $(PKGS)
 
+# demo builds mwan3d and the demo (internal/demo) and runs it as root: two
+# WANs in network namespaces, the daemon on the shipped default configuration,
+# a live status table, wan cut and restored. DEMOFLAGS passes flags to it
+# (e.g. DEMOFLAGS='-cut upstream'; see build/mwan3d-demo -h).
+DEMOFLAGS ?=
 demo:
-	@echo "make demo: not built yet (the demo lands with the end-to-end issue)"
+	@if [ "$$(id -u)" != 0 ]; then \
+		echo "make demo: needs root (it builds network namespaces, routes and nftables rules): run sudo make demo" >&2; \
+		exit 1; \
+	fi
+	@$(MAKE) --no-print-directory deps
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/mwan3d
+	$(GO) build -trimpath -o build/mwan3d-demo ./internal/demo
+	./build/mwan3d-demo -binary $(BIN) $(DEMOFLAGS)
 
 clean:
 	rm -rf build
