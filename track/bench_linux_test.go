@@ -27,12 +27,12 @@ var loopbackBinding = Binding{Device: "lo", Source: netip.MustParseAddr("127.0.0
 
 // BenchmarkRoundICMP is one real round of the shipped wan's shape (4
 // targets, reliability 2, ping) on loopback: sockets, ICMP, evaluation,
-// files.
+// files (TURN and TIME change every round, on tmpfs).
 func BenchmarkRoundICMP(b *testing.B) {
 	requireRawSockets(b)
 	p := DefaultParams("127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4")
 	p.Reliability = 2
-	t := newBenchTracker(b, p, Native{}, b.TempDir())
+	t := newBenchTracker(b, p, Native{}, benchDir(b))
 	t.setBinding(loopbackBinding)
 	var ru0, ru1 unix.Rusage
 	_ = unix.Getrusage(unix.RUSAGE_SELF, &ru0)
@@ -77,7 +77,7 @@ func BenchmarkManager8x4(b *testing.B) {
 	var ms0 runtime.MemStats
 	runtime.ReadMemStats(&ms0)
 	g0 := runtime.NumGoroutine()
-	m := NewManager(Config{Dir: b.TempDir()})
+	m := NewManager(Config{Dir: benchDir(b)})
 	p := DefaultParams("127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.4")
 	p.Reliability = 2
 	p.Interval, p.FailureInterval, p.RecoveryInterval = time.Second, time.Second, time.Second

@@ -3,15 +3,21 @@ package track
 import (
 	"context"
 	"log/slog"
+	"os"
+	"sync/atomic"
 	"testing"
 	"time"
 )
 
 // newBenchTracker builds a tracker as Manager.Start does, without its
-// goroutine, so a benchmark can run rounds one by one.
+// goroutine, so a benchmark can run rounds one by one. Its uptime clock
+// advances a second at every reading, so that TIME changes every round as
+// it does in operation (rounds are at least a second apart).
 func newBenchTracker(tb testing.TB, p Params, pr ProberFactory, dir string) *tracker {
 	np, _ := p.Normalize("wan")
-	m := NewManager(Config{Probers: pr, Dir: dir})
+	var secs atomic.Int64
+	uptime := func() time.Duration { return time.Duration(secs.Add(1)) * time.Second }
+	m := NewManager(Config{Probers: pr, Dir: dir, Uptime: uptime})
 	t := &tracker{
 		name: "wan", log: slog.New(slog.DiscardHandler), mgr: m, files: newFileStore(dir, "wan"),
 		params: np, bind: bindWAN, up: true, carrier: true,
@@ -23,7 +29,26 @@ func newBenchTracker(tb testing.TB, p Params, pr ProberFactory, dir string) *tra
 	t.applyParams()
 	t.setBinding(t.bind)
 	t.m.firstConnect(0, t.bind.Device, true, true)
+	tb.Cleanup(func() {
+		t.wg.Wait()
+		t.closePool()
+		closeProber(t.prober)
+		_ = t.files.removeAll()
+	})
 	return t
+}
+
+// benchDir is a directory for tracker files on tmpfs when the host has one
+// at /dev/shm, as /var/run is on OpenWrt (a disk file system costs several
+// times more per file written).
+func benchDir(b *testing.B) string {
+	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
+		if dir, err := os.MkdirTemp("/dev/shm", "mwan3d-track-bench-"); err == nil {
+			b.Cleanup(func() { _ = os.RemoveAll(dir) })
+			return dir
+		}
+	}
+	return b.TempDir()
 }
 
 // round runs one complete round: probes, evaluation, files, snapshot.
@@ -52,7 +77,7 @@ func BenchmarkRoundOverhead(b *testing.B) {
 		name := "no-files"
 		dir := ""
 		if files {
-			name, dir = "files", b.TempDir()
+			name, dir = "files", benchDir(b)
 		}
 		b.Run(name, func(b *testing.B) {
 			t := newBenchTracker(b, p, instantProbers{}, dir)

@@ -37,9 +37,12 @@
 //
 //   - ping: ICMP or ICMPv6 echo; `count` requests one second apart, each
 //     answered within `timeout`; success when at least one reply came back.
-//     `size` and `max_ttl` set the payload size and TTL/hop limit. Raw
-//     sockets are used when permitted (root), unprivileged ping sockets
-//     otherwise.
+//     An ICMP error about a request (destination unreachable, time
+//     exceeded, parameter problem) fails that request at once, as iputils'
+//     ping does (busybox's waits for the timeout). `size` and `max_ttl` set
+//     the payload size and TTL/hop limit. Raw sockets are used when
+//     permitted (root), unprivileged ping sockets otherwise (which do not
+//     see ICMP errors).
 //   - arping: ARP requests on the device (IPv4 only), like `arping -c count
 //     -w timeout`: the whole probe ends after `timeout`; success with at
 //     least one reply.
@@ -65,10 +68,28 @@
 //
 // Each of the `count` probes of a target waits `timeout` for its reply,
 // and they leave one second apart (ping -c/-W; arping's -w bounds the whole
-// probe instead). A failed round therefore lasts (count−1)·1 s + timeout,
-// and with the defaults the shipped wan goes offline 5·4 s + 4·10 s = 60 s
-// after its first failing round starts (legacy: 120 s), plus the phase of
-// the cut within the pause (0 … interval).
+// probe instead). A round whose requests are silently lost therefore lasts
+// (count−1)·1 s + timeout: the targets are probed at the same time and any
+// of them may still answer until its timeout, so the failure is not
+// certain earlier. A round ends before the timeout when `reliability`
+// targets answered (the rest are skipped, as legacy skipped them) or when
+// ICMP errors failed the requests. A failure that is certain while some
+// targets are still being probed does not end the round: legacy probed
+// them, and their TRACK_ files and LOST (spec §5.8, CONTRACT) depend on
+// their answers. The pause before the next round counts from the end of
+// the round, as in legacy (spec §5.5, CONTRACT). An upstream cut is seen by the first round
+// that starts after it, 0 … interval later, so with the defaults the
+// shipped wan goes offline phase + 5·4 s + 4·10 s = 60 … 70 s after the
+// cut (legacy: 120 … 130 s); with interval 1 and down 3, 14 … 15 s (legacy
+// 50 … 51 s); when a router answers "unreachable", 40 … 50 s with the
+// defaults (TestDetectionTimes).
+//
+// # Tracker files
+//
+// Values are only written when they change, each replaced atomically. TURN
+// and TIME change after every round: on Linux each keeps a spare inode in
+// the hidden sibling directory .<iface>.spare and the two are swapped with
+// renameat2(RENAME_EXCHANGE), which costs a fifth of creating a file.
 //
 // # Differences from legacy, on purpose
 //

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"time"
 )
@@ -25,6 +26,31 @@ type echoer interface {
 
 var errIgnore = errors.New("not a reply")
 
+// requestFailed is what echoer.recv returns (unwrapped) when request seq
+// can no longer be answered (an ICMP error about it came back): the probe
+// stops waiting for it.
+type requestFailed struct {
+	seq int
+	err error
+}
+
+func (e *requestFailed) Error() string { return e.err.Error() }
+func (e *requestFailed) Unwrap() error { return e.err }
+
+// probeOp names a probe in its errors ("ping 192.0.2.1", "nping-udp
+// 192.0.2.1:40125"); the text is only built when a probe fails.
+type probeOp struct {
+	method string
+	dst    netip.AddrPort // the port is shown unless it is 0
+}
+
+func (o probeOp) String() string {
+	if o.dst.Port() == 0 {
+		return o.method + " " + o.dst.Addr().String()
+	}
+	return o.method + " " + o.dst.String()
+}
+
 // echoSpec says when an echo probe is over.
 type echoSpec struct {
 	count   int           // requests (legacy -c)
@@ -39,7 +65,7 @@ type echoSpec struct {
 // its reply counts if it arrives within timeout of it (ping: the probe
 // lasts at most (count−1)·1 s + timeout). In untilReplies mode the whole
 // probe lasts at most timeout.
-func echoLoop(ctx context.Context, op string, e echoer, spec echoSpec) Result {
+func echoLoop(ctx context.Context, op probeOp, e echoer, spec echoSpec) Result {
 	var res Result
 	start := time.Now()
 	end := time.Time{} // untilReplies: overall deadline
@@ -97,6 +123,13 @@ func echoLoop(ctx context.Context, op string, e echoer, spec echoSpec) Result {
 			continue
 		}
 		seq, at, err := e.recv(wait)
+		if failed, ok := err.(*requestFailed); ok {
+			if failed.seq >= 0 && failed.seq < len(sent) && !done[failed.seq] {
+				done[failed.seq] = true
+				lastErr = failed.err
+			}
+			continue
+		}
 		switch {
 		case errors.Is(err, errIgnore):
 			continue

@@ -10,19 +10,25 @@ import (
 )
 
 // fileStore writes the tracker files of one interface (spec §5.8): one
-// value and a newline per file, each replaced atomically (written to a
-// temporary file in the same directory, then renamed), so readers never
-// see a partial value. A value equal to the last one written is not
-// written again. Only the tracker goroutine uses it.
+// value and a newline per file, each replaced atomically, so readers never
+// see a partial or empty value. A value equal to the last one written is
+// not written again. Only the tracker goroutine uses it.
+//
+// TURN and TIME change after every round, so they are the tracker's only
+// writes while nothing changes; on Linux they are rewritten without
+// creating a file (see diskFiles). Everything else is written to a
+// temporary file that is renamed over the old one.
 type fileStore struct {
 	dir  string // <base>/<iface>; "" stores nothing
 	last map[string]string
+	disk *diskFiles
 }
 
 func newFileStore(base, iface string) *fileStore {
 	s := &fileStore{last: map[string]string{}}
 	if base != "" {
 		s.dir = filepath.Join(base, iface)
+		s.disk = newDiskFiles(s.dir)
 	}
 	return s
 }
@@ -36,6 +42,13 @@ func validFileName(name string) error {
 	return nil
 }
 
+// tmpName is the temporary file a value is written to before it replaces
+// name.
+func tmpName(name string) string { return "." + name + ".tmp" }
+
+// everyRound tells the files whose value changes after every round.
+func everyRound(name string) bool { return name == fileTurn || name == fileTime }
+
 // write stores value in the file name.
 func (s *fileStore) write(name, value string) error {
 	if s.dir == "" {
@@ -47,10 +60,11 @@ func (s *fileStore) write(name, value string) error {
 	if err := validFileName(name); err != nil {
 		return err
 	}
-	err := s.replace(name, value)
+	err := s.disk.put(name, value, everyRound(name))
 	if errors.Is(err, fs.ErrNotExist) { // directory removed under us: legacy did mkdir -p every round
+		s.disk.reset()
 		if err = os.MkdirAll(s.dir, 0o755); err == nil {
-			err = s.replace(name, value)
+			err = s.disk.put(name, value, everyRound(name))
 		}
 	}
 	if err != nil {
@@ -58,18 +72,6 @@ func (s *fileStore) write(name, value string) error {
 		return fmt.Errorf("write tracker file %s: %w", filepath.Join(s.dir, name), err)
 	}
 	s.last[name] = value
-	return nil
-}
-
-func (s *fileStore) replace(name, value string) error {
-	tmp := filepath.Join(s.dir, "."+name+".tmp")
-	if err := os.WriteFile(tmp, []byte(value+"\n"), 0o644); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, filepath.Join(s.dir, name)); err != nil {
-		_ = os.Remove(tmp)
-		return err
-	}
 	return nil
 }
 
@@ -85,13 +87,18 @@ func (s *fileStore) remove(name string) error {
 	return nil
 }
 
-// removeAll deletes the interface's directory (tracker stopped).
+// removeAll deletes the interface's directory (tracker stopped) and
+// releases what the store holds open.
 func (s *fileStore) removeAll() error {
 	clear(s.last)
 	if s.dir == "" {
 		return nil
 	}
-	if err := os.RemoveAll(s.dir); err != nil {
+	err := s.disk.close()
+	if rerr := os.RemoveAll(s.dir); rerr != nil {
+		err = rerr
+	}
+	if err != nil {
 		return fmt.Errorf("remove tracker files: %w", err)
 	}
 	return nil

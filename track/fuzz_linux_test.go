@@ -4,8 +4,12 @@ package track
 
 import (
 	"encoding/binary"
+	"errors"
 	"net/netip"
+	"os"
 	"testing"
+	"testing/synctest"
+	"time"
 
 	"golang.org/x/net/dns/dnsmessage"
 )
@@ -67,6 +71,162 @@ func FuzzParseEchoReply(f *testing.F) {
 			t.Fatalf("sequence %d", seq)
 		}
 	})
+}
+
+// echoErrorPacket is an ICMP error of type typ quoting our echo request
+// (identifier id, sequence seq) to dst, as a raw socket reads it (IPv4
+// with its IP header).
+func echoErrorPacket(typ uint8, dst netip.Addr, id, seq uint16) []byte {
+	req := echoReplyPacket(dst.Is6(), false, id, seq) // ICMP header + 8 bytes
+	req[0] = icmpv4EchoRequest
+	var quoted []byte
+	if dst.Is6() {
+		req[0] = icmpv6EchoRequest
+		quoted = make([]byte, 40)
+		quoted[0] = 0x60
+		quoted[6] = 58 // ICMPv6
+		a := dst.As16()
+		copy(quoted[24:], a[:])
+	} else {
+		quoted = make([]byte, 20)
+		quoted[0] = 0x45
+		quoted[9] = 1 // ICMP
+		a := dst.As4()
+		copy(quoted[16:], a[:])
+	}
+	msg := append([]byte{typ, 1, 0, 0, 0, 0, 0, 0}, append(quoted, req...)...)
+	if dst.Is6() {
+		return msg // the kernel checks ICMPv6 checksums
+	}
+	binary.BigEndian.PutUint16(msg[2:], checksum(msg))
+	ip := make([]byte, 20, 20+len(msg))
+	ip[0] = 0x45
+	return append(ip, msg...)
+}
+
+func TestParseEchoError(t *testing.T) {
+	dst4, dst6 := netip.MustParseAddr("198.51.100.7"), netip.MustParseAddr("2001:db8::7")
+	tests := []struct {
+		name string
+		pkt  []byte
+		v6   bool
+		ok   bool
+		text string
+	}{
+		{"v4 unreachable", echoErrorPacket(icmpv4Unreachable, dst4, 7, 3), false, true, "destination unreachable (code 1)"},
+		{"v4 time exceeded", echoErrorPacket(icmpv4TimeExceed, dst4, 7, 3), false, true, "time exceeded"},
+		{"v4 parameter problem", echoErrorPacket(icmpv4ParamProb, dst4, 7, 3), false, true, "parameter problem"},
+		{"v4 redirect", echoErrorPacket(5, dst4, 7, 3), false, false, ""},
+		{"v4 other identifier", echoErrorPacket(icmpv4Unreachable, dst4, 8, 3), false, false, ""},
+		{"v4 bad checksum", func() []byte { b := echoErrorPacket(icmpv4Unreachable, dst4, 7, 3); b[30] ^= 1; return b }(), false, false, ""},
+		{"v4 quoting UDP", func() []byte {
+			b := echoErrorPacket(icmpv4Unreachable, dst4, 7, 3)
+			b[28+9] = 17
+			binary.BigEndian.PutUint16(b[22:], 0)
+			binary.BigEndian.PutUint16(b[22:], checksum(b[20:]))
+			return b
+		}(), false, false, ""},
+		{"v4 quoting a reply", func() []byte {
+			b := echoErrorPacket(icmpv4Unreachable, dst4, 7, 3)
+			b[48] = icmpv4EchoReply
+			binary.BigEndian.PutUint16(b[22:], 0)
+			binary.BigEndian.PutUint16(b[22:], checksum(b[20:]))
+			return b
+		}(), false, false, ""},
+		{"v4 truncated quote", echoErrorPacket(icmpv4Unreachable, dst4, 7, 3)[:50], false, false, ""},
+		{"v6 unreachable", echoErrorPacket(icmpv6Unreachable, dst6, 7, 3), true, true, "destination unreachable (code 1)"},
+		{"v6 time exceeded", echoErrorPacket(icmpv6TimeExceed, dst6, 7, 3), true, true, "time exceeded"},
+		{"v6 packet too big", echoErrorPacket(2, dst6, 7, 3), true, false, ""},
+		{"v6 truncated", echoErrorPacket(icmpv6Unreachable, dst6, 7, 3)[:52], true, false, ""},
+		{"v6 echo reply", echoReplyPacket(true, true, 7, 3), true, false, ""},
+		{"empty", nil, false, false, ""},
+	}
+	for _, tc := range tests {
+		e, err := parseEchoError(tc.pkt, tc.v6, 7)
+		if (err == nil) != tc.ok {
+			t.Errorf("%s: %v, want ok %v", tc.name, err, tc.ok)
+			continue
+		}
+		if !tc.ok {
+			continue
+		}
+		want := dst4
+		if tc.v6 {
+			want = dst6
+		}
+		e.from = netip.MustParseAddr("192.0.2.1")
+		if e.seq != 3 || e.dst != want || e.Error() != "ICMP "+tc.text+" from 192.0.2.1" {
+			t.Errorf("%s: seq %d dst %s %q", tc.name, e.seq, e.dst, e.Error())
+		}
+	}
+}
+
+func FuzzParseEchoError(f *testing.F) {
+	f.Add(echoErrorPacket(icmpv4Unreachable, netip.MustParseAddr("198.51.100.7"), 7, 3), false)
+	f.Add(echoErrorPacket(icmpv6Unreachable, netip.MustParseAddr("2001:db8::7"), 7, 3), true)
+	f.Add([]byte{0x46, 0, 0}, false)
+	f.Fuzz(func(t *testing.T, b []byte, v6 bool) {
+		e, err := parseEchoError(b, v6, 7)
+		if err == nil && (e.seq < 0 || e.seq > 0xffff || e.dst.Is6() != v6) {
+			t.Fatalf("%+v", e)
+		}
+	})
+}
+
+// scriptedEcho is an echoer whose requests are answered (answer[seq]) or
+// failed by an ICMP error after 10 ms.
+type scriptedEcho struct {
+	answer  []bool
+	pending []int
+}
+
+var errScriptedUnreachable = errors.New("unreachable")
+
+func (e *scriptedEcho) send(seq int) error {
+	e.pending = append(e.pending, seq)
+	return nil
+}
+
+func (e *scriptedEcho) recv(deadline time.Time) (int, time.Time, error) {
+	if len(e.pending) == 0 {
+		time.Sleep(time.Until(deadline))
+		return 0, time.Now(), os.ErrDeadlineExceeded
+	}
+	time.Sleep(10 * time.Millisecond)
+	seq := e.pending[0]
+	e.pending = e.pending[1:]
+	if e.answer[seq] {
+		return seq, time.Now(), nil
+	}
+	return 0, time.Now(), &requestFailed{seq: seq, err: errScriptedUnreachable}
+}
+
+// TestEchoLoopRequestFailed checks that a request failed by an ICMP error
+// is not waited for: `ping -c 3` whose requests all fail ends when the
+// last error is back, 2 s + 10 ms after its start, not after the timeout.
+func TestEchoLoopRequestFailed(t *testing.T) {
+	tests := []struct {
+		name     string
+		answer   []bool
+		received int
+	}{
+		{"all failed", []bool{false, false, false}, 0},
+		{"one answered", []bool{false, true, false}, 1},
+	}
+	for _, tc := range tests {
+		synctest.Test(t, func(t *testing.T) {
+			start := time.Now()
+			e := &scriptedEcho{answer: tc.answer}
+			r := echoLoop(t.Context(), probeOp{"ping", netip.MustParseAddrPort("192.0.2.1:0")}, e,
+				echoSpec{count: 3, timeout: 4 * time.Second})
+			if d := time.Since(start); d != 2*time.Second+10*time.Millisecond {
+				t.Errorf("%s: probe took %v, want 2.01s", tc.name, d)
+			}
+			if r.Sent != 3 || r.Received != tc.received || !errors.Is(r.Err, errScriptedUnreachable) {
+				t.Errorf("%s: sent %d received %d err %v", tc.name, r.Sent, r.Received, r.Err)
+			}
+		})
+	}
 }
 
 func dnsQuery(id uint16, name string) (dnsmessage.Question, []byte) {

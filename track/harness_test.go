@@ -16,9 +16,10 @@ import (
 
 // reply is what the fake network does with one probe of one target.
 type reply struct {
-	answered int           // probes answered (of count); -1: all of them
-	rtt      time.Duration // round-trip time of each answer
-	err      error
+	answered    int           // probes answered (of count); -1: all of them
+	rtt         time.Duration // round-trip time of each answer (or ICMP error)
+	err         error
+	unreachable bool // the unanswered probes get an ICMP error after rtt
 }
 
 var (
@@ -33,7 +34,8 @@ type script func(target string, at time.Duration, b Binding) reply
 // fakeNet is a ProberFactory whose probers follow a script and take the
 // time real probes would take: an answered probe returns after its RTT
 // (count probes one second apart), a lost one after (count−1)·1 s +
-// timeout, as ping does.
+// timeout, as ping does, or after (count−1)·1 s + RTT when ICMP errors
+// come back.
 type fakeNet struct {
 	start time.Time
 	run   script
@@ -64,7 +66,7 @@ func (fp *fakeProber) Probe(ctx context.Context, target string) Result {
 		answered = n
 	}
 	d := time.Duration(n-1)*time.Second + fp.p.Timeout
-	if answered == n {
+	if answered == n || r.unreachable {
 		d = time.Duration(n-1)*time.Second + r.rtt
 	}
 	timer := time.NewTimer(d)

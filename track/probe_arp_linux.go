@@ -34,7 +34,7 @@ type arpEcho struct {
 // arp runs an ARP probe: arping (-w timeout: the whole probe lasts at
 // most timeout, until count replies) or nping-arp (count requests).
 func (pr *nativeProber) arp(ctx context.Context, dst netip.Addr, count int, arping bool) Result {
-	op := "arping " + dst.String()
+	op := probeOp{"arping", netip.AddrPortFrom(dst, 0)}
 	if !dst.Is4() {
 		return Result{Err: fmt.Errorf("%s: ARP needs an IPv4 target", op)}
 	}

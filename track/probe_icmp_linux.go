@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"strconv"
 	"sync"
 	"time"
 
@@ -22,19 +23,27 @@ import (
 const (
 	icmpv4EchoRequest = 8
 	icmpv4EchoReply   = 0
+	icmpv4Unreachable = 3
+	icmpv4TimeExceed  = 11
+	icmpv4ParamProb   = 12
 	icmpv6EchoRequest = 128
 	icmpv6EchoReply   = 129
+	icmpv6Unreachable = 1
+	icmpv6TimeExceed  = 3
+	icmpv6ParamProb   = 4
 )
 
 // icmpConn is a prober's ICMP or ICMPv6 echo socket, shared by its
 // concurrent probes and kept open between rounds (opening a socket and
 // attaching its filter cost more than the probe itself). It is a raw
 // socket (root; a BPF program passes only echo replies with our
-// identifier) or, when raw sockets are not permitted, an unprivileged ping
-// socket (the kernel picks the identifier and demultiplexes). A reader
-// goroutine hands each reply to the probe waiting for its sequence number.
-// A socket that fails (device gone: SO_BINDTODEVICE holds the old
-// interface index) is replaced by the next probe.
+// identifier and ICMP errors) or, when raw sockets are not permitted, an
+// unprivileged ping socket (the kernel picks the identifier and
+// demultiplexes). A reader goroutine hands each reply, and on a raw socket
+// each ICMP error about a request (destination unreachable, time exceeded,
+// parameter problem), to the probe waiting for its sequence number. A
+// socket that fails (device gone: SO_BINDTODEVICE holds the old interface
+// index) is replaced by the next probe.
 type icmpConn struct {
 	pr        *nativeProber
 	size, ttl int
@@ -58,9 +67,12 @@ type icmpWaiter struct {
 	ch  chan echoHit
 }
 
+// echoHit is the fate of request idx: answered at `at`, or failed with
+// err (an ICMP error about it).
 type echoHit struct {
 	idx int
 	at  time.Time
+	err error
 }
 
 func newICMPConn(pr *nativeProber, size, ttl int) *icmpConn {
@@ -71,7 +83,7 @@ func newICMPConn(pr *nativeProber, size, ttl int) *icmpConn {
 func (pr *nativeProber) ping(ctx context.Context, dst netip.Addr) Result {
 	e := &icmpProbe{c: pr.icmp, ctx: ctx, dst: dst, ch: make(chan echoHit, pr.p.Count)}
 	defer e.release()
-	return echoLoop(ctx, "ping "+dst.String(), e, echoSpec{count: pr.p.Count, timeout: pr.p.Timeout})
+	return echoLoop(ctx, probeOp{"ping", netip.AddrPortFrom(dst, 0)}, e, echoSpec{count: pr.p.Count, timeout: pr.p.Timeout})
 }
 
 // open replaces the socket; c.mu is held.
@@ -150,12 +162,7 @@ func (c *icmpConn) send(dst netip.Addr, idx int, ch chan echoHit) (uint16, error
 	if !c.v6 && c.raw { // ping sockets and ICMPv6 get their checksum from the kernel
 		binary.BigEndian.PutUint16(b[2:], checksum(b))
 	}
-	var to unix.Sockaddr
-	err := c.s.control(func(fd int) error {
-		var err error
-		to, err = c.pr.sockaddr(fd, netip.AddrPortFrom(dst, 0))
-		return err
-	})
+	to, err := c.pr.sockaddrOn(c.s, netip.AddrPortFrom(dst, 0))
 	if err == nil {
 		err = c.s.sendto(b, to)
 	}
@@ -205,16 +212,31 @@ func (c *icmpConn) read(s *sock, raw bool, id uint16) {
 			c.mu.Unlock()
 			return
 		}
+		// The request a reply answers came from its destination; an
+		// ICMP error names the request's destination in the packet it
+		// quotes.
+		var hitErr *echoError
 		seq, err := parseEchoReply(buf[:n], c.v6, raw, id)
+		if err != nil && raw {
+			if hitErr, err = parseEchoError(buf[:n], c.v6, id); err == nil {
+				seq = hitErr.seq
+				hitErr.from = from
+				from = hitErr.dst
+			}
+		}
 		if err != nil {
 			continue
 		}
 		c.mu.Lock()
 		w, ok := c.waiting[uint16(seq)]
-		if ok && w.dst.WithZone("") == addrOf(from) {
+		if ok && w.dst.WithZone("") == from {
 			delete(c.waiting, uint16(seq))
+			hit := echoHit{idx: w.idx, at: at}
+			if hitErr != nil {
+				hit.err = hitErr
+			}
 			select {
-			case w.ch <- echoHit{idx: w.idx, at: at}:
+			case w.ch <- hit:
 			default:
 			}
 		}
@@ -260,6 +282,9 @@ func (e *icmpProbe) recv(deadline time.Time) (int, time.Time, error) {
 	}
 	select {
 	case h := <-e.ch:
+		if h.err != nil {
+			return 0, h.at, &requestFailed{seq: h.idx, err: h.err}
+		}
 		return h.idx, h.at, nil
 	case <-e.timer.C:
 		return 0, time.Now(), os.ErrDeadlineExceeded
@@ -275,31 +300,34 @@ func (e *icmpProbe) release() {
 	e.c.forget(e.seqs)
 }
 
-// attachEchoFilter lets only echo replies with our identifier reach a raw
-// socket. IPv4 raw sockets see the IP header (variable length), IPv6 ones
-// start at the ICMPv6 header.
+// attachEchoFilter lets only echo replies with our identifier and ICMP
+// errors (which parseEchoError checks) reach a raw socket. IPv4 raw
+// sockets see the IP header (variable length), IPv6 ones start at the
+// ICMPv6 header.
 func attachEchoFilter(fd int, v6 bool, id uint16) error {
-	var prog []bpf.Instruction
-	if v6 {
-		prog = []bpf.Instruction{
-			bpf.LoadAbsolute{Off: 0, Size: 1},
-			bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: icmpv6EchoReply, SkipTrue: 3},
-			bpf.LoadAbsolute{Off: 4, Size: 2},
-			bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: uint32(id), SkipTrue: 1},
-			bpf.RetConstant{Val: 0xffff},
-			bpf.RetConstant{Val: 0},
-		}
-	} else {
-		prog = []bpf.Instruction{
-			bpf.LoadMemShift{Off: 0},
-			bpf.LoadIndirect{Off: 0, Size: 1},
-			bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: icmpv4EchoReply, SkipTrue: 3},
-			bpf.LoadIndirect{Off: 4, Size: 2},
-			bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: uint32(id), SkipTrue: 1},
-			bpf.RetConstant{Val: 0xffff},
-			bpf.RetConstant{Val: 0},
-		}
+	reply, errs := uint32(icmpv4EchoReply), [3]uint32{icmpv4Unreachable, icmpv4TimeExceed, icmpv4ParamProb}
+	loadType := []bpf.Instruction{
+		bpf.LoadMemShift{Off: 0},
+		bpf.LoadIndirect{Off: 0, Size: 1},
 	}
+	loadID := bpf.Instruction(bpf.LoadIndirect{Off: 4, Size: 2})
+	if v6 {
+		reply, errs = icmpv6EchoReply, [3]uint32{icmpv6Unreachable, icmpv6TimeExceed, icmpv6ParamProb}
+		loadType = []bpf.Instruction{bpf.LoadAbsolute{Off: 0, Size: 1}}
+		loadID = bpf.LoadAbsolute{Off: 4, Size: 2}
+	}
+	prog := append(loadType,
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: reply, SkipTrue: 5},
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: errs[0], SkipTrue: 3},
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: errs[1], SkipTrue: 2},
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: errs[2], SkipTrue: 1},
+		bpf.RetConstant{Val: 0},
+		bpf.RetConstant{Val: 0xffff}, // an error
+		loadID,                       // a reply
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: uint32(id), SkipTrue: 1},
+		bpf.RetConstant{Val: 0},
+		bpf.RetConstant{Val: 0xffff},
+	)
 	raw, err := bpf.Assemble(prog)
 	if err != nil {
 		return fmt.Errorf("assemble echo filter: %w", err)
@@ -348,6 +376,90 @@ func parseEchoReply(b []byte, v6, raw bool, id uint16) (int, error) {
 	return int(binary.BigEndian.Uint16(b[6:])), nil
 }
 
+// echoError is an ICMP error about one of our echo requests: that request
+// will not be answered, and iputils' ping stops waiting for it (it counts
+// the error, and `ping -c 1` ends at once). A round whose targets all
+// report such errors is decided without waiting for the timeout.
+type echoError struct {
+	seq       int
+	dst       netip.Addr // the request's destination
+	from      netip.Addr // who sent the error
+	typ, code uint8
+	v6        bool
+}
+
+func (e *echoError) Error() string {
+	var what string
+	switch {
+	case e.typ == icmpv4Unreachable && !e.v6, e.typ == icmpv6Unreachable && e.v6:
+		what = "destination unreachable (code " + strconv.Itoa(int(e.code)) + ")"
+	case e.typ == icmpv4TimeExceed && !e.v6, e.typ == icmpv6TimeExceed && e.v6:
+		what = "time exceeded"
+	default:
+		what = "parameter problem"
+	}
+	return "ICMP " + what + " from " + e.from.String()
+}
+
+// parseEchoError decodes an ICMP error (as read from a raw socket: IPv4
+// with its IP header) that quotes one of our echo requests (identifier
+// id), or returns errIgnore.
+func parseEchoError(b []byte, v6 bool, id uint16) (*echoError, error) {
+	if !v6 {
+		if len(b) < 20 || b[0]>>4 != 4 {
+			return nil, errIgnore
+		}
+		ihl := int(b[0]&0x0f) * 4
+		if ihl < 20 || len(b) < ihl+8 {
+			return nil, errIgnore
+		}
+		b = b[ihl:]
+		if checksum(b) != 0 {
+			return nil, errIgnore
+		}
+	}
+	if len(b) < 8 {
+		return nil, errIgnore
+	}
+	e := &echoError{typ: b[0], code: b[1], v6: v6}
+	q := b[8:] // the quoted request: IP header, then at least 8 bytes of ICMP
+	var echo []byte
+	if v6 {
+		if e.typ != icmpv6Unreachable && e.typ != icmpv6TimeExceed && e.typ != icmpv6ParamProb {
+			return nil, errIgnore
+		}
+		if len(q) < 40+8 || q[0]>>4 != 6 || q[6] != unix.IPPROTO_ICMPV6 {
+			return nil, errIgnore
+		}
+		e.dst = netip.AddrFrom16([16]byte(q[24:40]))
+		echo = q[40:]
+		if echo[0] != icmpv6EchoRequest {
+			return nil, errIgnore
+		}
+	} else {
+		if e.typ != icmpv4Unreachable && e.typ != icmpv4TimeExceed && e.typ != icmpv4ParamProb {
+			return nil, errIgnore
+		}
+		if len(q) < 20 || q[0]>>4 != 4 {
+			return nil, errIgnore
+		}
+		qihl := int(q[0]&0x0f) * 4
+		if qihl < 20 || len(q) < qihl+8 || q[9] != unix.IPPROTO_ICMP {
+			return nil, errIgnore
+		}
+		e.dst = netip.AddrFrom4([4]byte(q[16:20]))
+		echo = q[qihl:]
+		if echo[0] != icmpv4EchoRequest {
+			return nil, errIgnore
+		}
+	}
+	if binary.BigEndian.Uint16(echo[4:]) != id {
+		return nil, errIgnore
+	}
+	e.seq = int(binary.BigEndian.Uint16(echo[6:]))
+	return e, nil
+}
+
 // checksum is the Internet checksum (RFC 1071); 0 over a message that
 // carries a correct one.
 func checksum(b []byte) uint16 {
@@ -362,15 +474,4 @@ func checksum(b []byte) uint16 {
 		sum = sum&0xffff + sum>>16
 	}
 	return ^uint16(sum)
-}
-
-// addrOf returns the address of an IP socket address (no zone).
-func addrOf(sa unix.Sockaddr) netip.Addr {
-	switch a := sa.(type) {
-	case *unix.SockaddrInet4:
-		return netip.AddrFrom4(a.Addr)
-	case *unix.SockaddrInet6:
-		return netip.AddrFrom16(a.Addr).Unmap()
-	}
-	return netip.Addr{}
 }

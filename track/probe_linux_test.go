@@ -575,32 +575,55 @@ func TestCloseReleasesEverything(t *testing.T) {
 	}
 }
 
-// TestDetectionDefaultsTestbed measures the shipped wan with all defaults
-// (interval 10, timeout 4, down 5; 4 targets, reliability 2) from an
-// upstream cut to `disconnected` on real probes. It takes over a minute,
-// so it runs only with MWAN3D_TRACK_SLOW=1.
-func TestDetectionDefaultsTestbed(t *testing.T) {
+// TestDetectionTestbed measures on real probes the time from an upstream
+// cut (requests silently dropped) to `disconnected` for the shipped wan (4
+// targets, reliability 2, timeout 4) with the defaults and with interval
+// 1, down 3; the cut falls 30 % of the interval after a round ended
+// (TestDetectionTimes has the arithmetic). It takes about a minute and a
+// half, so it runs only with MWAN3D_TRACK_SLOW=1.
+func TestDetectionTestbed(t *testing.T) {
 	if os.Getenv("MWAN3D_TRACK_SLOW") != "1" {
 		t.Skip("takes over a minute; set MWAN3D_TRACK_SLOW=1 to run it")
 	}
-	tb := testbed.New(t, testbed.Spec{WANs: 1, Family: testbed.IPv4})
-	m := NewManager(Config{Logger: testLogger(t), Dir: t.TempDir(), Probers: nsNative(tb.Router)})
-	defer m.Close()
-	var targets []string
-	for _, a := range tb.Targets4 {
-		targets = append(targets, a.String())
+	tests := []struct {
+		name           string
+		interval, best time.Duration // best: cut just as a round starts
+		down           int
+	}{
+		{"defaults", 10 * time.Second, 5*4*time.Second + 4*10*time.Second, 5},
+		{"interval 1, down 3", time.Second, 3*4*time.Second + 2*time.Second, 3},
 	}
-	p := DefaultParams(targets...)
-	p.Reliability = 2
-	mustOK(t, m.Start("wan", p, wanBinding(tb.WANs[0], IPv4), true))
-	ev := m.Events()
-	waitEvent(t, ev, "wan", ActionConnected)
-	time.Sleep(3 * time.Second) // cut 3 s after a round: 7 s before the next
-	cut := time.Now()
-	mustOK(t, tb.CutUpstream(0))
-	waitEvent(t, ev, "wan", ActionDisconnecting)
-	off := waitEvent(t, ev, "wan", ActionDisconnected)
-	t.Logf("defaults: upstream cut → disconnected %v (cut 3 s after a round, so 7 s before the first failing round)", off.Time.Sub(cut))
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tb := testbed.New(t, testbed.Spec{WANs: 1, Family: testbed.IPv4})
+			m := NewManager(Config{Logger: testLogger(t), Dir: t.TempDir(), Probers: nsNative(tb.Router)})
+			defer m.Close()
+			var targets []string
+			for _, a := range tb.Targets4 {
+				targets = append(targets, a.String())
+			}
+			p := DefaultParams(targets...)
+			p.Reliability = 2
+			p.Interval, p.FailureInterval, p.RecoveryInterval = tc.interval, tc.interval, tc.interval
+			p.Down = tc.down
+			mustOK(t, m.Start("wan", p, wanBinding(tb.WANs[0], IPv4), true))
+			ev := m.Events()
+			waitEvent(t, ev, "wan", ActionConnected)
+			st, _ := m.Status("wan")
+			for turn := st.Turn; st.Turn == turn; { // the end of the next round
+				time.Sleep(2 * time.Millisecond)
+				st, _ = m.Status("wan")
+			}
+			phase := tc.interval * 3 / 10
+			time.Sleep(phase)
+			cut := time.Now()
+			mustOK(t, tb.CutUpstream(0))
+			waitEvent(t, ev, "wan", ActionDisconnecting)
+			off := waitEvent(t, ev, "wan", ActionDisconnected)
+			t.Logf("%s: upstream cut %v after a round → disconnected %v (virtual time: %v)",
+				tc.name, phase, off.Time.Sub(cut).Round(time.Millisecond), tc.best+tc.interval-phase)
+		})
+	}
 }
 
 // trackGoroutines returns the stacks of the goroutines running code of
@@ -639,6 +662,8 @@ func TestPingSocketSurvivesDeviceRecreation(t *testing.T) {
 			mustOK(t, side.ns.Handle().AddrAdd(l, addr))
 			mustOK(t, side.ns.Handle().LinkSetUp(l))
 		}
+		waitOperUp(t, a, "wz0")
+		waitOperUp(t, b, "wz1")
 	}
 	link()
 	p := probeParams(MethodPing, IPv4)
@@ -667,4 +692,89 @@ func TestPingSocketSurvivesDeviceRecreation(t *testing.T) {
 	if !ok {
 		t.Error("no answer through the re-created device")
 	}
+}
+
+// TestPingICMPErrorEndsProbe checks that an ICMP error about a request
+// (here "network unreachable" from the next router, which has no route to
+// the target) ends the probe as failed without waiting for the timeout,
+// as iputils' ping does, in both families.
+func TestPingICMPErrorEndsProbe(t *testing.T) {
+	a := testbed.NewNS(t, "trackunr")
+	b := testbed.NewNS(t, "trackunrpeer")
+	veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "wu0"}, PeerName: "wu1", PeerNamespace: netlink.NsFd(b.NetNSFd())}
+	mustOK(t, a.Handle().LinkAdd(veth))
+	for _, side := range []struct {
+		ns    *testbed.NS
+		dev   string
+		addrs []string
+	}{{a, "wu0", []string{"10.96.0.1/24", "2001:db8:96::1/64"}}, {b, "wu1", []string{"10.96.0.2/24", "2001:db8:96::2/64"}}} {
+		l, err := side.ns.Handle().LinkByName(side.dev)
+		mustOK(t, err)
+		for _, s := range side.addrs {
+			addr, err := netlink.ParseAddr(s)
+			mustOK(t, err)
+			addr.Flags = unix.IFA_F_NODAD
+			mustOK(t, side.ns.Handle().AddrAdd(l, addr))
+		}
+		mustOK(t, side.ns.Handle().LinkSetUp(l))
+	}
+	waitOperUp(t, a, "wu0")
+	waitOperUp(t, b, "wu1")
+	// The peer forwards but has no route beyond its link: it answers
+	// "network unreachable" (ICMPv6: "no route"), every time (no rate
+	// limit).
+	mustOK(t, b.Do(func() error {
+		for f, v := range map[string]string{
+			"/proc/sys/net/ipv4/ip_forward":          "1",
+			"/proc/sys/net/ipv6/conf/all/forwarding": "1",
+			"/proc/sys/net/ipv4/icmp_ratelimit":      "0",
+			"/proc/sys/net/ipv6/icmp/ratelimit":      "0",
+		} {
+			if err := os.WriteFile(f, []byte(v), 0o644); err != nil {
+				return err
+			}
+		}
+		return nil
+	}))
+	l, err := a.Handle().LinkByName("wu0")
+	mustOK(t, err)
+	for _, gw := range []string{"10.96.0.2", "2001:db8:96::2"} {
+		mustOK(t, a.Handle().RouteAdd(&netlink.Route{LinkIndex: l.Attrs().Index, Gw: net.ParseIP(gw)}))
+	}
+	for _, tc := range []struct {
+		f           Family
+		src, target string
+		count       int
+	}{
+		{IPv4, "10.96.0.1", "10.95.0.1", 1},
+		{IPv6, "2001:db8:96::1", "2001:db8:95::1", 1},
+		{IPv4, "10.96.0.1", "10.95.0.1", 3},
+	} {
+		p := probeParams(MethodPing, tc.f)
+		p.Timeout = 4 * time.Second
+		p.Count = tc.count
+		start := time.Now()
+		r := probeOnce(t, nsNative(a), p, Binding{Device: "wu0", Source: netip.MustParseAddr(tc.src)}, tc.target)
+		t.Logf("%s ping -c %d %s: %v after %v", tc.f, tc.count, tc.target, r.Err, time.Since(start))
+		if r.Received != 0 || r.Sent != tc.count || r.Err == nil || !strings.Contains(r.Err.Error(), "ICMP destination unreachable") {
+			t.Errorf("%s ping -c %d: sent %d received %d err %v; want every request failed by an ICMP error",
+				tc.f, tc.count, r.Sent, r.Received, r.Err)
+		}
+	}
+}
+
+// waitOperUp waits until dev in ns is operationally up: until then the
+// kernel drops what is sent on it (the first ARP request of a probe, which
+// is only retried a second later).
+func waitOperUp(t *testing.T, ns *testbed.NS, dev string) {
+	t.Helper()
+	for range 500 {
+		l, err := ns.Handle().LinkByName(dev)
+		mustOK(t, err)
+		if l.Attrs().OperState == netlink.OperUp {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("%s in %s not up after 5 s", dev, ns.Name)
 }

@@ -33,12 +33,7 @@ func (pr *nativeProber) tcpProbe(ctx context.Context, dst netip.AddrPort) Result
 		if err != nil {
 			return fmt.Errorf("set linger: %w", err)
 		}
-		var sa unix.Sockaddr
-		err = s.control(func(fd int) error {
-			var e error
-			sa, e = pr.sockaddr(fd, dst)
-			return e
-		})
+		sa, err := pr.sockaddrOn(s, dst)
 		if err != nil {
 			return err
 		}

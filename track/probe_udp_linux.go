@@ -25,7 +25,7 @@ type udpEcho struct {
 }
 
 func (pr *nativeProber) udpProbe(ctx context.Context, dst netip.AddrPort) Result {
-	op := "nping-udp " + dst.String()
+	op := probeOp{"nping-udp", dst}
 	s, err := pr.connected(unix.SOCK_DGRAM, dst)
 	if err != nil {
 		return Result{Err: fmt.Errorf("%s: %w", op, err)}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"go/parser"
 	"go/token"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"os"
@@ -199,6 +200,8 @@ func TestClassify(t *testing.T) {
 func TestRunRoundMatchesSequential(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		rng := rand.New(rand.NewPCG(1, 2))
+		pool := newProbePool() // shared by all rounds, as a tracker's
+		defer pool.close()
 		for iter := range 500 {
 			n := 1 + rng.IntN(6)
 			p := DefaultParams()
@@ -226,7 +229,10 @@ func TestRunRoundMatchesSequential(t *testing.T) {
 			for i := range out {
 				out[i].target = p.Targets[i]
 			}
-			runRound(context.Background(), &p, pr, out)
+			runRound(context.Background(), &p, pr, out, pool)
+			if pool.workers > 6 {
+				t.Fatalf("iteration %d: %d probe goroutines for at most 6 targets", iter, pool.workers)
+			}
 
 			// Legacy: one target after the other.
 			hostUp := 0
@@ -272,7 +278,9 @@ func TestRunRoundCancelsSkipped(t *testing.T) {
 		})
 		out := []outcome{{target: "a"}, {target: "b"}}
 		start := time.Now()
-		runRound(context.Background(), &p, pr, out)
+		pool := newProbePool()
+		defer pool.close()
+		runRound(context.Background(), &p, pr, out, pool)
 		if d := time.Since(start); d != 10*time.Millisecond {
 			t.Errorf("round took %v, want 10ms", d)
 		}
@@ -364,6 +372,30 @@ func TestFileStore(t *testing.T) {
 	if got := read("TRACK_2606:4700:4700::1111"); got != "up\n" {
 		t.Errorf("IPv6 target file = %q", got)
 	}
+	// TURN and TIME change after every round (kept open and exchanged on
+	// Linux): values growing and shrinking, the file, the whole directory
+	// or the spare directory removed under the store.
+	for _, step := range []struct{ remove, value string }{
+		{"", "1"}, {"", "2"}, {"", "10"}, {"", "11"}, {"", "0"}, {"", "7"},
+		{"TURN", "8"}, {"", "100"}, {"dir", "9"}, {"", "10"}, {"spare", "11"}, {"", "3"},
+	} {
+		switch step.remove {
+		case "TURN":
+			mustOK(t, os.Remove(filepath.Join(base, "wan", "TURN")))
+		case "dir":
+			mustOK(t, os.RemoveAll(filepath.Join(base, "wan")))
+		case "spare": // Linux keeps the previous values in a hidden sibling
+			mustOK(t, os.RemoveAll(filepath.Join(base, ".wan.spare")))
+		}
+		mustOK(t, s.write("TURN", step.value))
+		mustOK(t, s.write("TIME", "1"+step.value))
+		if got := read("TURN"); got != step.value+"\n" {
+			t.Errorf("after removing %q and writing TURN %s: TURN = %q", step.remove, step.value, got)
+		}
+		if got := read("TIME"); got != "1"+step.value+"\n" {
+			t.Errorf("TIME = %q, want 1%s", got, step.value)
+		}
+	}
 	entries, _ := os.ReadDir(filepath.Join(base, "wan"))
 	for _, e := range entries {
 		if strings.HasSuffix(e.Name(), ".tmp") {
@@ -373,11 +405,37 @@ func TestFileStore(t *testing.T) {
 	mustOK(t, s.remove("TRACK_2606:4700:4700::1111"))
 	mustOK(t, s.remove("TRACK_absent"))
 	mustOK(t, s.removeAll())
-	if _, err := os.Stat(filepath.Join(base, "wan")); err == nil {
-		t.Error("directory left after removeAll")
+	if ents, _ := os.ReadDir(base); len(ents) > 0 {
+		t.Errorf("%s left after removeAll", ents[0].Name())
 	}
 	none := newFileStore("", "wan")
 	mustOK(t, none.write("STATUS", "online"))
+}
+
+// TestFileStoreOpenReader checks what a reader that opened TURN just
+// before a new value was written reads: still the whole value it opened
+// (on Linux the inode it holds is only rewritten at the write after next,
+// a round later).
+func TestFileStoreOpenReader(t *testing.T) {
+	base := t.TempDir()
+	s := newFileStore(base, "wan")
+	path := filepath.Join(base, "wan", "TURN")
+	for i := range 5 {
+		mustOK(t, s.write("TURN", strconv.Itoa(i)))
+		f, err := os.Open(path)
+		mustOK(t, err)
+		mustOK(t, s.write("TURN", strconv.Itoa(i+10)))
+		b, err := io.ReadAll(f)
+		f.Close()
+		mustOK(t, err)
+		if want := strconv.Itoa(i) + "\n"; string(b) != want {
+			t.Errorf("reader opened at %d read %q", i, b)
+		}
+		if b, _ := os.ReadFile(path); string(b) != strconv.Itoa(i+10)+"\n" {
+			t.Errorf("after writing %d: %q", i+10, b)
+		}
+	}
+	mustOK(t, s.removeAll())
 }
 
 // sinkRecorder records what the machine does.

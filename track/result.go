@@ -158,22 +158,84 @@ type indexedResult struct {
 	r Result
 }
 
-// runRound probes all targets at the same time and fills out (one entry
-// per target, in configuration order) exactly as legacy's sequential loop
-// would have: targets after the `reliability`-th success are skipped and
-// their probes cancelled; a probe interrupted because ctx was cancelled
-// (ifup/ifdown) counts as failed. runRound returns after every probe
-// goroutine has returned.
-func runRound(ctx context.Context, p *Params, pr Prober, out []outcome) {
+// probePool runs the probes of one tracker's rounds on goroutines kept
+// between rounds: a new goroutine per probe cost more than an ICMP probe
+// itself (its stack grew to a probe's depth every time). It never holds
+// more goroutines than the largest round had targets. Only the round in
+// flight uses run; close is called when no round runs.
+type probePool struct {
+	jobs    chan probeJob
+	workers int
+	wg      sync.WaitGroup
+}
+
+type probeJob struct {
+	ctx    context.Context
+	pr     Prober
+	i      int
+	target string
+	out    chan<- indexedResult
+}
+
+func newProbePool() *probePool { return &probePool{jobs: make(chan probeJob)} }
+
+// run hands j to an idle worker, or starts one while fewer than limit
+// exist, or else waits for one (a worker of the previous round that has
+// not picked up work again yet).
+func (p *probePool) run(j probeJob, limit int) {
+	select {
+	case p.jobs <- j:
+		return
+	default:
+	}
+	if p.workers < limit {
+		p.workers++
+		p.wg.Go(func() { p.work(j) })
+		return
+	}
+	p.jobs <- j
+}
+
+func (p *probePool) work(j probeJob) {
+	for ok := true; ok; j, ok = <-p.jobs {
+		j.out <- indexedResult{j.i, j.pr.Probe(j.ctx, j.target)}
+		j = probeJob{}
+	}
+}
+
+// close stops the workers and waits for them.
+func (p *probePool) close() {
+	close(p.jobs)
+	p.wg.Wait()
+}
+
+// runRound probes all targets at the same time (on pool) and fills out
+// (one entry per target, in configuration order) exactly as legacy's
+// sequential loop would have: targets after the `reliability`-th success
+// are skipped and their probes cancelled; a probe interrupted because ctx
+// was cancelled (ifup/ifdown) counts as failed. runRound returns after
+// every probe has returned.
+//
+// A round that can no longer succeed (too many targets failed already) is
+// not cut short: legacy probed every remaining target, and their answers
+// decide their TRACK_ files and LOST (spec §5.8, CONTRACT). Silently lost
+// requests all time out together anyway, since they left together.
+func runRound(ctx context.Context, p *Params, pr Prober, out []outcome, pool *probePool) {
 	n := len(out)
 	rctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	results := make(chan indexedResult, n)
-	var wg sync.WaitGroup
 	for i := range out {
-		t := out[i].target
-		out[i] = outcome{target: t}
-		wg.Go(func() { results <- indexedResult{i, pr.Probe(rctx, t)} })
+		out[i] = outcome{target: out[i].target}
+		pool.run(probeJob{ctx: rctx, pr: pr, i: i, target: out[i].target, out: results}, n)
+	}
+	received := 0
+	take := func() {
+		ir := <-results
+		received++
+		o := &out[ir.i]
+		o.result, o.ready = ir.r, true
+		o.aborted = ctx.Err() != nil && errors.Is(ir.r.Err, context.Canceled)
 	}
 	hostUp := 0
 	for next := 0; next < n; {
@@ -184,9 +246,7 @@ func runRound(ctx context.Context, p *Params, pr Prober, out []outcome) {
 			continue
 		}
 		if !o.ready {
-			ir := <-results
-			out[ir.i].result, out[ir.i].ready = ir.r, true
-			out[ir.i].aborted = ctx.Err() != nil && errors.Is(ir.r.Err, context.Canceled)
+			take()
 			continue
 		}
 		o.probed = true
@@ -200,9 +260,7 @@ func runRound(ctx context.Context, p *Params, pr Prober, out []outcome) {
 		next++
 	}
 	cancel()
-	wg.Wait()
-	close(results)
-	for ir := range results {
-		out[ir.i].result, out[ir.i].ready = ir.r, true
+	for received < n {
+		take()
 	}
 }

@@ -151,10 +151,40 @@ func (pr *nativeProber) domain() int {
 	return unix.AF_INET
 }
 
-// sock is a non-blocking socket in the runtime poller.
+// sock is a non-blocking socket in the runtime poller. One goroutine at a
+// time reads it and one at a time sends on it; the functions they hand to
+// the poller are made once with the socket (a closure per call escaped to
+// the heap, several allocations per packet).
 type sock struct {
 	f  *os.File
 	rc syscall.RawConn
+
+	rd struct { // the read in progress
+		b    []byte
+		n    int
+		from syscall.Sockaddr
+		err  error
+	}
+	readFn func(fd uintptr) bool
+	wr     struct { // the send in progress
+		b   []byte
+		to  unix.Sockaddr
+		err error
+	}
+	sendFn func(fd uintptr) bool
+}
+
+func newSock(f *os.File, rc syscall.RawConn) *sock {
+	s := &sock{f: f, rc: rc}
+	s.readFn = func(fd uintptr) bool {
+		s.rd.n, s.rd.from, s.rd.err = syscall.Recvfrom(int(fd), s.rd.b, 0)
+		return !errors.Is(s.rd.err, syscall.EAGAIN)
+	}
+	s.sendFn = func(fd uintptr) bool {
+		s.wr.err = unix.Sendto(int(fd), s.wr.b, 0, s.wr.to)
+		return !errors.Is(s.wr.err, unix.EAGAIN)
+	}
+	return s
 }
 
 // open creates a socket bound like legacy's shim: SO_BINDTODEVICE, SO_MARK
@@ -182,7 +212,7 @@ func (pr *nativeProber) openDomain(domain, typ, proto int, bindIP bool) (*sock, 
 		f.Close()
 		return nil, fmt.Errorf("socket: %w", err)
 	}
-	return &sock{f: f, rc: rc}, nil
+	return newSock(f, rc), nil
 }
 
 func (pr *nativeProber) setup(fd int, bindIP bool) error {
@@ -223,8 +253,23 @@ func ifindex(fd int, dev string) (int, error) {
 	return int(ifr.Uint32()), nil
 }
 
+// sockaddrOn is sockaddr for the socket s, whose descriptor is only
+// needed to look up the index of an IPv6 link-local zone.
+func (pr *nativeProber) sockaddrOn(s *sock, ap netip.AddrPort) (unix.Sockaddr, error) {
+	if a := ap.Addr(); !a.IsLinkLocalUnicast() && !a.IsLinkLocalMulticast() {
+		return pr.sockaddr(-1, ap)
+	}
+	var sa unix.Sockaddr
+	err := s.control(func(fd int) error {
+		var err error
+		sa, err = pr.sockaddr(fd, ap)
+		return err
+	})
+	return sa, err
+}
+
 // sockaddr converts ap; IPv6 link-local addresses get the zone's index
-// (the bound device when there is no zone).
+// (the bound device when there is no zone), looked up through fd.
 func (pr *nativeProber) sockaddr(fd int, ap netip.AddrPort) (unix.Sockaddr, error) {
 	a := ap.Addr()
 	if a.Is4() {
@@ -262,35 +307,39 @@ func (s *sock) control(fn func(fd int) error) error {
 }
 
 func (s *sock) sendto(b []byte, to unix.Sockaddr) error {
-	var serr error
-	err := s.rc.Write(func(fd uintptr) bool {
-		serr = unix.Sendto(int(fd), b, 0, to)
-		return !errors.Is(serr, unix.EAGAIN)
-	})
+	s.wr.b, s.wr.to = b, to
+	err := s.rc.Write(s.sendFn)
+	serr := s.wr.err
+	s.wr.b, s.wr.to, s.wr.err = nil, nil, nil
 	if err != nil {
 		return err
 	}
 	return serr
 }
 
-// recvfrom waits until deadline for a datagram.
-func (s *sock) recvfrom(b []byte, deadline time.Time) (int, unix.Sockaddr, error) {
+// recvfrom waits until deadline for a datagram and returns it with the
+// sender's IP address (invalid for other sockets). It uses package
+// syscall: x/sys/unix asks the socket's protocol (one more system call)
+// for every IP datagram.
+func (s *sock) recvfrom(b []byte, deadline time.Time) (int, netip.Addr, error) {
 	if err := s.f.SetReadDeadline(deadline); err != nil {
-		return 0, nil, err
+		return 0, netip.Addr{}, err
 	}
-	var (
-		n    int
-		from unix.Sockaddr
-		rerr error
-	)
-	err := s.rc.Read(func(fd uintptr) bool {
-		n, from, rerr = unix.Recvfrom(int(fd), b, 0)
-		return !errors.Is(rerr, unix.EAGAIN)
-	})
+	s.rd.b = b
+	err := s.rc.Read(s.readFn)
+	n, from, rerr := s.rd.n, s.rd.from, s.rd.err
+	s.rd.b, s.rd.from, s.rd.err = nil, nil, nil
 	if err != nil {
-		return 0, nil, err
+		return 0, netip.Addr{}, err
 	}
-	return n, from, rerr
+	var a netip.Addr
+	switch sa := from.(type) {
+	case *syscall.SockaddrInet4:
+		a = netip.AddrFrom4(sa.Addr)
+	case *syscall.SockaddrInet6:
+		a = netip.AddrFrom16(sa.Addr).Unmap()
+	}
+	return n, a, rerr
 }
 
 // connect starts a non-blocking connect and waits until deadline for it
@@ -353,12 +402,7 @@ func (pr *nativeProber) dial(ctx context.Context, typ int, dst netip.AddrPort, d
 	defer s.close()
 	stop := s.closeOnDone(ctx)
 	defer stop()
-	var sa unix.Sockaddr
-	err = s.control(func(fd int) error {
-		var e error
-		sa, e = pr.sockaddr(fd, dst)
-		return e
-	})
+	sa, err := pr.sockaddrOn(s, dst)
 	if err == nil {
 		err = s.connect(sa, deadline)
 	}
