@@ -47,8 +47,9 @@ type Options struct {
 	Family testbed.Family
 	// Config is the mwan3 configuration text.
 	Config string
-	// Binary is the mwan3d binary; empty builds ./cmd/mwan3d once per
-	// process (see Main).
+	// Binary is the mwan3d binary; when empty, New builds ./cmd/mwan3d once
+	// per process (removed by Main) and Open builds it into the bed's
+	// directory (removed by Close).
 	Binary string
 	// FlowTimeout bounds each flow of the testbed's traffic helpers.
 	FlowTimeout time.Duration
@@ -93,7 +94,7 @@ func New(t testing.TB, o Options) *Bed {
 		o.Logger = slog.New(slog.NewTextHandler(t.Output(), nil))
 	}
 	tb := testbed.New(t, spec(o))
-	b, err := build(tb, o, t.TempDir())
+	b, err := setup(tb, o, t.TempDir())
 	if err != nil {
 		t.Fatalf("bed: %v", err)
 	}
@@ -118,7 +119,14 @@ func Open(o Options) (*Bed, error) {
 	if err != nil {
 		return nil, errors.Join(err, tb.Close())
 	}
-	b, err := build(tb, o, dir)
+	if o.Binary == "" {
+		// Built into the bed's directory, so Close removes it.
+		o.Binary = filepath.Join(dir, "mwan3d")
+		if err := build(o.Binary); err != nil {
+			return nil, errors.Join(err, tb.Close(), os.RemoveAll(dir))
+		}
+	}
+	b, err := setup(tb, o, dir)
 	if err != nil {
 		return nil, errors.Join(err, tb.Close(), os.RemoveAll(dir))
 	}
@@ -163,8 +171,8 @@ func spec(o Options) testbed.Spec {
 	return testbed.Spec{WANs: o.WANs, Family: o.Family, FlowTimeout: o.FlowTimeout, Logger: o.Logger}
 }
 
-// build adds the bus, the fake netifd and the files to a testbed.
-func build(tb *testbed.Testbed, o Options, dir string) (_ *Bed, err error) {
+// setup adds the bus, the fake netifd and the files to a testbed.
+func setup(tb *testbed.Testbed, o Options, dir string) (_ *Bed, err error) {
 	b := &Bed{TB: tb, Dir: dir, Binary: o.Binary,
 		ConfigPath: filepath.Join(dir, "mwan3"),
 		StateDir:   filepath.Join(dir, "run"),

@@ -27,12 +27,18 @@ func Binary() (string, error) {
 			return
 		}
 		binPath = filepath.Join(binDir, "mwan3d")
-		out, err := exec.Command("go", "build", "-o", binPath, "github.com/mwan3d/mwan3d/cmd/mwan3d").CombinedOutput()
-		if err != nil {
-			binErr = fmt.Errorf("build mwan3d: %w: %s", err, out)
-		}
+		binErr = build(binPath)
 	})
 	return binPath, binErr
+}
+
+// build compiles cmd/mwan3d to path.
+func build(path string) error {
+	out, err := exec.Command("go", "build", "-o", path, "github.com/mwan3d/mwan3d/cmd/mwan3d").CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("build mwan3d: %w: %s", err, out)
+	}
+	return nil
 }
 
 // Main runs the tests of a package that uses beds and removes the binary

@@ -31,7 +31,9 @@
 // on its own addresses (the track targets); its echo servers answer with the
 // client address they saw, and so does its HTTP server. All namespaces have
 // duplicate address detection and the reverse-path filter off; the router
-// and the ISPs forward.
+// and the ISPs forward. AddInternetAddrs puts more addresses on the
+// internet host's loopback (a configuration's real-world track_ip targets,
+// such as 1.1.1.1 or 2606:4700:4700::1111).
 //
 // Controls act in an ISP namespace: CutCarrier sets the ISP end of the WAN
 // link down (the router sees NO-CARRIER), CutUpstream drops everything but

@@ -34,6 +34,14 @@ func (f Family) String() string {
 	return "Family(" + strconv.Itoa(int(f)) + ")"
 }
 
+// familyOf returns the family of an address (IPv4 for a mapped one).
+func familyOf(a netip.Addr) Family {
+	if a.Unmap().Is4() {
+		return IPv4
+	}
+	return IPv6
+}
+
 // MaxWANs is the largest number of WANs a testbed can have.
 const MaxWANs = 8
 
@@ -167,4 +175,58 @@ type Spec struct {
 	FlowTimeout time.Duration
 	// Logger receives the testbed's own messages (zero: the test's output).
 	Logger *slog.Logger
+}
+
+// MaxInternetAddrs bounds the addresses on the internet host's loopback:
+// the plan's (targets, echo and HTTP servers) and those
+// Testbed.AddInternetAddrs adds.
+const MaxInternetAddrs = 256
+
+// planPrefixes are the networks of the address plan that an extra address
+// of the internet host must stay out of: the LAN, every possible WAN link
+// and every ISP uplink (an address there would shadow a router, an ISP or
+// the internet host's own side of a link).
+func planPrefixes() []netip.Prefix {
+	out := []netip.Prefix{lanPrefix4, lanPrefix6}
+	for i := range MaxWANs {
+		p, _ := planWAN(i) // i < MaxWANs
+		out = append(out, p.router4.Masked(), p.router6.Masked(), p.public4.Masked(), p.public6.Masked())
+	}
+	return out
+}
+
+// checkInternetAddrs validates extra addresses for the internet host of a
+// testbed of family f that already has the addresses have: unicast, of
+// the testbed's families, outside the plan's networks, no duplicates, at
+// most MaxInternetAddrs in all. It returns them unmapped.
+func checkInternetAddrs(f Family, have, add []netip.Addr) ([]netip.Addr, error) {
+	if len(have)+len(add) > MaxInternetAddrs {
+		return nil, fmt.Errorf("internet addresses: %d more would exceed %d", len(add), MaxInternetAddrs)
+	}
+	seen := make(map[netip.Addr]bool, len(have)+len(add))
+	for _, a := range have {
+		seen[a] = true
+	}
+	plan := planPrefixes()
+	out := make([]netip.Addr, 0, len(add))
+	for _, a := range add {
+		a = a.Unmap()
+		switch {
+		case !a.IsValid() || a.IsUnspecified() || a.IsLoopback() || a.IsMulticast() ||
+			a.IsLinkLocalUnicast() || a.IsInterfaceLocalMulticast():
+			return nil, fmt.Errorf("internet address %v: not a routable unicast address", a)
+		case !f.Has(familyOf(a)):
+			return nil, fmt.Errorf("internet address %v: the testbed is %v", a, f)
+		case seen[a]:
+			return nil, fmt.Errorf("internet address %v: already present", a)
+		}
+		for _, p := range plan {
+			if p.Contains(a) {
+				return nil, fmt.Errorf("internet address %v: inside the testbed's network %v", a, p)
+			}
+		}
+		seen[a] = true
+		out = append(out, a)
+	}
+	return out, nil
 }

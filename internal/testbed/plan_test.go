@@ -2,6 +2,8 @@ package testbed
 
 import (
 	"net/netip"
+	"slices"
+	"strings"
 	"testing"
 )
 
@@ -95,5 +97,51 @@ func TestFamily(t *testing.T) {
 		if f.String() != want {
 			t.Errorf("%d.String() = %q, want %q", int(f), f.String(), want)
 		}
+	}
+}
+
+func TestCheckInternetAddrs(t *testing.T) {
+	a := netip.MustParseAddr
+	tests := []struct {
+		name    string
+		family  Family
+		have    []netip.Addr
+		add     []netip.Addr
+		want    []netip.Addr
+		wantErr string
+	}{
+		{"real-world targets", Dual, targets4, []netip.Addr{a("1.1.1.1"), a("2606:4700:4700::1111"), a("::ffff:8.8.8.8")},
+			[]netip.Addr{a("1.1.1.1"), a("2606:4700:4700::1111"), a("8.8.8.8")}, ""},
+		{"nothing", IPv4, nil, nil, []netip.Addr{}, ""},
+		{"spare public address", IPv4, targets4, []netip.Addr{a("198.51.100.99")}, []netip.Addr{a("198.51.100.99")}, ""},
+		{"wrong family", IPv4, nil, []netip.Addr{a("2606:4700:4700::1111")}, nil, "the testbed is IPv4"},
+		{"duplicate of a target", IPv4, targets4, []netip.Addr{a("198.51.100.1")}, nil, "already present"},
+		{"duplicate in the call", IPv4, nil, []netip.Addr{a("1.1.1.1"), a("1.1.1.1")}, nil, "already present"},
+		{"unspecified", IPv4, nil, []netip.Addr{a("0.0.0.0")}, nil, "not a routable unicast"},
+		{"invalid", IPv4, nil, []netip.Addr{{}}, nil, "not a routable unicast"},
+		{"multicast", IPv6, nil, []netip.Addr{a("ff02::1")}, nil, "not a routable unicast"},
+		{"link-local", IPv6, nil, []netip.Addr{a("fe80::1")}, nil, "not a routable unicast"},
+		{"loopback", IPv4, nil, []netip.Addr{a("127.0.0.2")}, nil, "not a routable unicast"},
+		{"LAN", IPv4, nil, []netip.Addr{a("192.168.1.7")}, nil, "inside the testbed's network 192.168.1.0/24"},
+		{"WAN link of an unbuilt WAN", IPv6, nil, []netip.Addr{a("fd00:8::9")}, nil, "inside the testbed's network fd00:8::/64"},
+		{"ISP uplink", IPv4, nil, []netip.Addr{a("203.0.113.9")}, nil, "inside the testbed's network 203.0.113.8/29"},
+		{"too many", IPv4, make([]netip.Addr, MaxInternetAddrs), []netip.Addr{a("1.1.1.1")}, nil, "exceed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := checkInternetAddrs(tt.family, tt.have, tt.add)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error %v, want one containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("got %v, want %v", got, tt.want)
+			}
+		})
 	}
 }

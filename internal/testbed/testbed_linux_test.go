@@ -482,3 +482,24 @@ func TestIPv6Only(t *testing.T) {
 		t.Errorf("ping: %+v, %v", r, err)
 	}
 }
+
+// TestAddInternetAddrs makes real-world track targets answer inside the
+// testbed, from the LAN through the router and an ISP.
+func TestAddInternetAddrs(t *testing.T) {
+	tb := New(t, Spec{WANs: 2, Family: Dual})
+	extra := []netip.Addr{netip.MustParseAddr("1.1.1.1"), netip.MustParseAddr("2606:4700:4700::1111")}
+	if err := tb.AddInternetAddrs(extra...); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range extra {
+		if r, err := tb.LAN.Ping(a, 3, time.Millisecond, time.Second); err != nil || r.Received != 3 {
+			t.Errorf("ping %s from the LAN: %+v, %v", a, r, err)
+		}
+	}
+	if err := tb.AddInternetAddrs(extra[0]); err == nil || !strings.Contains(err.Error(), "already present") {
+		t.Errorf("adding %s twice: %v, want an error", extra[0], err)
+	}
+	if err := tb.AddInternetAddrs(netip.MustParseAddr("10.0.1.1")); err == nil {
+		t.Error("an ISP gateway's address was accepted")
+	}
+}

@@ -60,9 +60,10 @@ type Testbed struct {
 	log *slog.Logger
 	srv *servers
 
-	mu      sync.Mutex // guards ctl, the ISP rule sets and streams
+	mu      sync.Mutex // guards ctl, the ISP rule sets, streams and extra
 	ctl     []*wanControl
-	streams []*Stream // stopped at cleanup if the test did not
+	streams []*Stream    // stopped at cleanup if the test did not
+	extra   []netip.Addr // added by AddInternetAddrs
 
 	namespaces []*NS // removed by Close, last first
 }
@@ -304,13 +305,6 @@ func (tb *Testbed) familyAddrs(as ...netip.Addr) []netip.Addr {
 		}
 	}
 	return out
-}
-
-func familyOf(a netip.Addr) Family {
-	if a.Unmap().Is4() {
-		return IPv4
-	}
-	return IPv6
 }
 
 // ensureRouterWAN makes the router's side of WAN i as built: the device
