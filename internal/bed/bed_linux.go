@@ -318,7 +318,24 @@ func (b *Bed) Start(ctx context.Context, extra ...string) error {
 	}()
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
+	// Stop waiting as soon as the daemon exits (e.g. a refused config).
+	go func() {
+		select {
+		case <-done:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	if err := b.Broker.WaitObject(ctx, Object); err != nil {
+		select {
+		case <-done:
+			b.mu.Lock()
+			werr := b.werr
+			b.cmd = nil
+			b.mu.Unlock()
+			return fmt.Errorf("mwan3d exited before registering its object (%v); log %s", werr, logPath)
+		default:
+		}
 		return fmt.Errorf("mwan3d did not register its object: %w", err)
 	}
 	return nil

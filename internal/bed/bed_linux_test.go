@@ -120,3 +120,19 @@ func TestOpenClose(t *testing.T) {
 		}
 	}
 }
+
+// TestStartRefusedConfig sees Start return at once, with the reason, when
+// the daemon refuses its configuration and exits.
+func TestStartRefusedConfig(t *testing.T) {
+	b := New(t, Options{Config: "config interface 'wan\n"}) // an unterminated quote
+	err := b.Start(t.Context())
+	if err == nil {
+		t.Fatal("Start succeeded with a refused config")
+	}
+	if !strings.Contains(err.Error(), "exited before registering") {
+		t.Errorf("Start: %v, want the exit reported", err)
+	}
+	if b.Running() {
+		t.Error("daemon reported running after it exited")
+	}
+}
