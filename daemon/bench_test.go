@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net/netip"
 	"os"
 	"slices"
 	"strings"
@@ -12,10 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mwan3d/mwan3d/config"
 	"github.com/mwan3d/mwan3d/internal/netifdtest"
-	"github.com/mwan3d/mwan3d/rtsync"
-	"github.com/mwan3d/mwan3d/track"
 	"github.com/mwan3d/mwan3d/ubus"
 )
 
@@ -39,7 +35,10 @@ func percentile(sorted []time.Duration, p float64) time.Duration {
 // configuration (four interfaces, four targets each):
 //
 //   - handler: the daemon's own work per call (snapshot of the published
-//     view and the trackers, the reply table, its blobmsg encoding);
+//     view and the trackers, compared with the cached one; the reply is
+//     encoded once per change, so most calls reuse it);
+//   - handler-uncached: the same when every call misses the cache (the
+//     reply table and its blobmsg encoding every time);
 //   - 1-caller: one call after another through the ubustest broker;
 //   - 100-callers: rounds of 100 calls at once, each caller on its own
 //     connection like 100 `ubus call` processes; p50 and p99 are per call.
@@ -52,31 +51,20 @@ func BenchmarkStatus(b *testing.B) {
 		b.Fatal(err)
 	}
 	cfgText := strings.ReplaceAll(string(data), "option enabled '0'", "option enabled '1'")
-	b.Run("handler", func(b *testing.B) {
-		cfg, diags := config.Load("mwan3", []byte(cfgText))
-		if diags.HasErrors() {
-			b.Fatal(diags)
-		}
-		tr := newFakeTrackers()
-		v := &view{running: true, cfg: cfg, ifaces: map[string]ifaceView{}, conn: connectedOf(&rtsync.State{
-			Connected4: []netip.Prefix{netip.MustParsePrefix("192.168.1.0/24"), netip.MustParsePrefix("192.168.1.1/32")}})}
-		for _, i := range cfg.Interfaces {
-			v.ifaces[i.Name] = ifaceView{netifdUp: true, up: true, online: true, uptime: 100, readAt: time.Now()}
-			tr.Start(i.Name, trackParams(i), track.Binding{}, true)
-			tr.set(i.Name, func(s *track.Snapshot) {
-				s.Status, s.Tracking, s.Time, s.Online = track.StatusOnline, track.TrackingActive, 990, 500
-			})
-		}
-		v.computePolicies()
-		d := &daemon{k: &Kernel{Trackers: tr, Uptime: func() time.Duration { return 1000 * time.Second }}}
-		d.view.Store(v)
+	handler := func(b *testing.B, cached bool) {
+		d, _ := statusDaemon(b, cfgText)
 		b.ReportAllocs()
 		for b.Loop() {
-			if _, err := ubus.AppendTable(nil, d.snapshot().StatusReply("", "", false)); err != nil {
+			if !cached {
+				d.status.Store(nil)
+			}
+			if _, err := d.statusReply("", "", false); err != nil {
 				b.Fatal(err)
 			}
 		}
-	})
+	}
+	b.Run("handler", func(b *testing.B) { handler(b, true) })
+	b.Run("handler-uncached", func(b *testing.B) { handler(b, false) })
 	h := quietHarness(b, cfgText)
 	exampleNetifd(h)
 	h.start()

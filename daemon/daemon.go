@@ -59,6 +59,13 @@ type Options struct {
 	// Kernel replaces the kernel-touching parts (tests); nil opens the
 	// real ones (Linux only).
 	Kernel *Kernel
+	// Legacy are the programs of the one-time sweep of legacy mwan3's
+	// leftovers at start (iptables, ip6tables, ipset).
+	Legacy LegacyTools
+	// CgroupDir holds the cgroup v2 directories of `mwan3 use`, one per
+	// enabled interface: CgroupAuto finds the cgroup2 mount, "" leaves
+	// `mwan3 use` unavailable.
+	CgroupDir string
 }
 
 // NFT applies rendered rulesets: nft.Applier, or nfttest.Fake in tests.
@@ -110,6 +117,15 @@ type Kernel struct {
 	DeviceAddrs func() (map[string][]netip.Prefix, error)
 	// NoIPv6 is set on kernels without IPv6.
 	NoIPv6 bool
+	// SetLookup reads the sets of the nft table for explain; nil leaves
+	// rules with an ipset option undecided (a note).
+	SetLookup SetLookup
+	// Legacy reads and removes legacy mwan3's leftovers, once at start
+	// before the first apply; nil skips the sweep.
+	Legacy LegacyState
+	// Inspect reads rules, routes and the nft table for the CLI; nil
+	// makes the diag and ruleset methods answer NOT_SUPPORTED.
+	Inspect Inspector
 	// Close releases what the Kernel holds, after Routes.Cleanup.
 	Close func() error
 }
@@ -126,15 +142,16 @@ type daemon struct {
 	obj   *ubus.Object
 	pub   *publisher
 	nc    *netifdClient
+	cg    *cgroups // `mwan3 use`
 
 	statusDir, trackDir string
 
 	netifdCh chan netifdInput
 	reqCh    chan *request
 	done     chan struct{} // closed when the loop has returned
-	// reconnected is signalled after every reconnection to ubusd.
-	reconnected chan struct{}
-	view        atomic.Pointer[view]
+	swept    chan struct{} // closed when the legacy sweep is over
+	view     atomic.Pointer[view]
+	status   atomic.Pointer[statusCache] // encoded status answers
 
 	// loop-owned
 	cfg          *config.Config
@@ -149,11 +166,10 @@ type daemon struct {
 	nftDirty     bool
 	netifdSynced bool
 	routesSynced bool
+	legacySwept  bool
 	running      bool
 	lastWarn     map[string]bool
 	lastRTErr    string
-	objRetry     *time.Timer
-	objFailed    bool
 	ifaceFiles   map[string]string // iface_state file contents written
 
 	pending []outEvent
@@ -213,20 +229,20 @@ func Run(ctx context.Context, opts Options) error {
 		log = slog.New(slog.DiscardHandler)
 	}
 	d := &daemon{
-		opts:        opts,
-		log:         log.With("component", "mwan3d"),
-		hlog:        log.With("component", "mwan3-hotplug"),
-		statusDir:   filepath.Join(opts.StateDir, "mwan3"),
-		trackDir:    filepath.Join(opts.StateDir, "mwan3track"),
-		netifdCh:    make(chan netifdInput, 16),
-		reqCh:       make(chan *request),
-		done:        make(chan struct{}),
-		reconnected: make(chan struct{}, 1),
-		ifaces:      map[string]*ifaceState{},
-		netifd:      map[string]netifdEntry{},
-		tables:      map[string]bool{},
-		lastWarn:    map[string]bool{},
-		ifaceFiles:  map[string]string{},
+		opts:       opts,
+		log:        log.With("component", "mwan3d"),
+		hlog:       log.With("component", "mwan3-hotplug"),
+		statusDir:  filepath.Join(opts.StateDir, "mwan3"),
+		trackDir:   filepath.Join(opts.StateDir, "mwan3track"),
+		netifdCh:   make(chan netifdInput, 16),
+		reqCh:      make(chan *request),
+		done:       make(chan struct{}),
+		swept:      make(chan struct{}),
+		ifaces:     map[string]*ifaceState{},
+		netifd:     map[string]netifdEntry{},
+		tables:     map[string]bool{},
+		lastWarn:   map[string]bool{},
+		ifaceFiles: map[string]string{},
 	}
 	cfg, diags, err := d.readConfig()
 	if err != nil {
@@ -237,9 +253,10 @@ func Run(ctx context.Context, opts Options) error {
 		return fmt.Errorf("configuration %s refused: %w", opts.ConfigPath, diags.Err())
 	}
 	d.cfg = cfg
+	d.cg = openCgroups(opts.CgroupDir, d.log)
 	if opts.Kernel != nil {
 		d.k = opts.Kernel
-	} else if d.k, err = openKernel(d.trackDir, log); err != nil {
+	} else if d.k, err = openKernel(d.trackDir, opts.Legacy, log); err != nil {
 		return err
 	}
 	d.hooks = &Hooks{
@@ -249,14 +266,7 @@ func Run(ctx context.Context, opts Options) error {
 		Log:         log.With("component", "hooks"),
 	}
 	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	d.conn, err = ubus.Dial(dctx, opts.UbusSocket,
-		ubus.WithLogger(log.With("component", "ubus")),
-		ubus.WithOnConnect(func() {
-			select {
-			case d.reconnected <- struct{}{}:
-			default:
-			}
-		}))
+	d.conn, err = ubus.Dial(dctx, opts.UbusSocket, ubus.WithLogger(log.With("component", "ubus")))
 	cancel()
 	if err != nil {
 		d.closeKernel()
@@ -270,6 +280,13 @@ func Run(ctx context.Context, opts Options) error {
 	wg.Go(func() {
 		if err := d.k.Routes.Run(rctx); err != nil && !errors.Is(err, context.Canceled) {
 			d.log.Error("route sync stopped", "err", err)
+		}
+	})
+	swept := d.swept
+	wg.Go(func() {
+		defer close(swept)
+		if d.k.Legacy != nil {
+			sweepLegacy(rctx, d.k.Legacy, cfg.Globals.MMXMask, log.With("component", "mwan3-init"))
 		}
 	})
 	nctx, stopNetifd := context.WithCancel(ctx)
@@ -356,6 +373,7 @@ func (d *daemon) shutdown() {
 	if err := d.k.Routes.Cleanup(); err != nil {
 		errs = append(errs, fmt.Errorf("remove ip rules and routes: %w", err))
 	}
+	d.cg.close()
 	d.closeKernel()
 	for _, dir := range []string{d.statusDir, d.trackDir} {
 		if err := os.RemoveAll(dir); err != nil {

@@ -22,27 +22,40 @@
 //     changed (a failed apply is retried);
 //  4. trackers of interfaces that came up get their ifup once their routing
 //     table is in place (their probes carry the interface's mark);
-//  5. the transitions of the burst are announced: conntrack flushes, the
+//  5. an immutable view is published for the ubus handlers, which never
+//     touch the loop's state;
+//  6. the transitions of the burst are announced: conntrack flushes, the
 //     hooks (mwan3.user, hotplug-call iface) and the ubus event
-//     mwan3.interface {interface, device, action, status, online};
-//  6. the answers of the ubus calls of the burst are sent, and an immutable
-//     view is published for the ubus handlers, which never touch the loop's
-//     state.
+//     mwan3.interface {interface, device, action, status, online}; then
+//     the answers of the ubus calls of the burst are sent.
 //
 // At start the loop waits (Options.StartupWait at most) for netifd's dump
 // and the first route reconcile before it applies anything, so that a
 // daemon restarted after a crash adopts the kernel state of its
 // predecessor with the same interfaces online, without a moment without a
-// ruleset or rules.
+// ruleset or rules. The first apply also waits for the one-time sweep of
+// legacy mwan3's leftovers (legacy.go, spec §4.9 "Migration"), which runs
+// meanwhile: when legacy's iptables mangle chains or ipsets are there, it
+// removes the jumps to its chains, the chains, its ipsets and the ip rules
+// of legacy's range 1000–3999 outside the daemon's own slots (rtsync
+// reconciles those), and logs one line per kind; nothing else is touched.
+//
+// The status method answers from a cache of encoded replies, kept per
+// published view and per state of the interfaces as status shows them
+// (statuscache.go): a call builds that state, which is cheap, and encodes
+// only when it changed since the last call.
 //
 // # netifd
 //
-// The daemon reads `network.interface dump` at start, after netifd comes
-// back (ubus.object.add) and after a reconnection to ubusd; it listens to
-// the `network.interface` events (ifup, ifdown) and subscribes to the
-// notifications of the `network.interface` object (interface.update,
-// interface.down). Each event makes it read `network.interface.<name>
-// status` again; the state is never patched from an event's contents.
+// The daemon listens to the `network.interface` events (ifup, ifdown) and
+// subscribes to the notifications of the `network.interface` object
+// (interface.update, interface.down) with a subscription that follows
+// netifd as it comes and goes (ubus.Conn.Watch). It reads `network.interface
+// dump` at start and each time that subscription is made (netifd appeared
+// or restarted, ubusd reconnected). Each event makes it read
+// `network.interface.<name> status` again; the state is never patched from
+// an event's contents. An interface.update whose status says "not up" is
+// netifd's ifup-failed (its only such event).
 //
 // The hotplug rules are legacy's (spec §6.2, §6.3): ifup puts an interface
 // in the policies at once unless initial_state is offline (then only a
@@ -59,8 +72,8 @@
 // # Hooks
 //
 // /etc/mwan3.user (Options.HooksDir) runs for every transition of an
-// enabled interface — netifd's ifup, ifdown, ifupdate and the tracker's
-// connected, disconnected, connecting, disconnecting — with ACTION,
+// enabled interface — netifd's ifup, ifdown, ifupdate, ifup-failed and the
+// tracker's connected, disconnected, connecting, disconnecting — with ACTION,
 // INTERFACE and DEVICE only, after the state is applied; `hotplug-call
 // iface` runs for the tracker's four with FIRSTCONNECT as legacy's
 // trackers did. The ifup of interfaces found up at start and after a
@@ -77,5 +90,7 @@
 //   - flush_conntrack deletes only the interface's connections (its mark),
 //     never the whole table.
 //   - ifupdate is followed.
-//   - The one-time sweep of legacy's iptables chains and ipsets is not done.
+//   - The ip rules of legacy's range are removed at start only when legacy
+//     state is found, and only outside the daemon's own slots; at stop the
+//     daemon removes its own rules only (spec §9.4 REC).
 package daemon

@@ -37,8 +37,8 @@ type Explanation struct {
 	// table), "unreachable" or "blackhole".
 	Action     string   `ubus:"action"`
 	Interfaces []Choice `ubus:"interfaces"`
-	// Notes lists what could not be decided from the model (rules on
-	// ipset contents, which the kernel holds).
+	// Notes lists what could not be decided (rules on the contents of a
+	// set that could not be read).
 	Notes []string `ubus:"notes"`
 }
 
@@ -54,7 +54,9 @@ type Choice struct {
 // the packet path's order (spec §4.2): arrival on a WAN, the bypass sets,
 // the user rules (first match wins, only the variants the renderer
 // emitted), then the policy's active members as the plan balances them.
-func Explain(in *nft.Input, plan *nft.Plan, f Flow) Explanation {
+// sets reads the sets that rules with an ipset option match; without it
+// (nil) such rules do not match and a note says so.
+func Explain(in *nft.Input, plan *nft.Plan, f Flow, sets SetLookup) Explanation {
 	ex := Explanation{Family: familyName(f.Family), Interfaces: []Choice{}, Notes: []string{}}
 	devices := map[string]string{}
 	for _, i := range in.Interfaces {
@@ -89,7 +91,7 @@ func Explain(in *nft.Input, plan *nft.Plan, f Flow) Explanation {
 		if !rendered[r.Name] {
 			continue
 		}
-		ok, note := ruleMatches(r, f)
+		ok, note := ruleMatches(r, f, sets)
 		if note != "" {
 			ex.Notes = append(ex.Notes, note)
 		}
@@ -136,8 +138,8 @@ func policyChoice(ex *Explanation, plan *nft.Plan, policy string, fam nft.Family
 }
 
 // ruleMatches tells whether the rule matches the flow, with a note when
-// the answer depends on something only the kernel knows.
-func ruleMatches(r *nft.UserRule, f Flow) (bool, string) {
+// the answer depends on a set that could not be read.
+func ruleMatches(r *nft.UserRule, f Flow, sets SetLookup) (bool, string) {
 	if r.Family != nft.FamilyAny && r.Family != f.Family {
 		return false, ""
 	}
@@ -160,7 +162,14 @@ func ruleMatches(r *nft.UserRule, f Flow) (bool, string) {
 		return false, ""
 	}
 	if r.Ipset != "" {
-		return false, fmt.Sprintf("rule %s: matches only if the destination is in set %s (not checked)", r.Name, r.Ipset)
+		if sets == nil {
+			return false, fmt.Sprintf("rule %s: matches only if the destination is in set %s (not checked)", r.Name, r.Ipset)
+		}
+		in, err := sets(r.Ipset, f.Dst)
+		if err != nil {
+			return false, fmt.Sprintf("rule %s: matches only if the destination is in set %s (not checked: %v)", r.Name, r.Ipset, err)
+		}
+		return in, ""
 	}
 	return true, ""
 }

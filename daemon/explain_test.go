@@ -74,7 +74,7 @@ func TestExplain(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			in, plan := explainModel(t, tt.online)
-			if got := explainString(Explain(in, plan, tt.flow)); got != tt.want {
+			if got := explainString(Explain(in, plan, tt.flow, nil)); got != tt.want {
 				t.Errorf("Explain = %q, want %q", got, tt.want)
 			}
 		})
@@ -155,7 +155,7 @@ func FuzzParseFlow(f *testing.F) {
 		if fl.Dst.Is4() != (fl.Family == nft.IPv4) || (fl.Src.IsValid() && fl.Src.Is4() != fl.Dst.Is4()) {
 			t.Fatalf("inconsistent flow %+v", fl)
 		}
-		ex := Explain(in, plan, fl)
+		ex := Explain(in, plan, fl, nil)
 		if ex.Action == "" || ex.Stage == "" {
 			t.Fatalf("incomplete explanation %+v for %+v", ex, fl)
 		}

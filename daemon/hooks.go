@@ -13,7 +13,7 @@ import (
 
 // HookEvent is one interface transition delivered to legacy consumers.
 type HookEvent struct {
-	Action    string // ifup, ifdown, ifupdate, connected, disconnected, connecting, disconnecting
+	Action    string // ifup, ifdown, ifupdate, ifup-failed, connected, disconnected, connecting, disconnecting
 	Interface string // the mwan3 interface name
 	Device    string // the L3 device; empty for ifdown and shutdown events
 	// FirstConnect marks the tracker's first "connected" after start or

@@ -20,8 +20,9 @@ import (
 
 // openKernel opens the real kernel parts in the daemon's network
 // namespace: the nft applier, the route watcher, the tracker manager
-// (files under trackDir) and a netlink handle for conntrack.
-func openKernel(trackDir string, log *slog.Logger) (*Kernel, error) {
+// (files under trackDir), a netlink handle for conntrack and the legacy
+// sweep with its programs.
+func openKernel(trackDir string, legacy LegacyTools, log *slog.Logger) (*Kernel, error) {
 	rk, err := rtsync.OpenKernel(netns.None())
 	if err != nil {
 		return nil, fmt.Errorf("open rtnetlink: %w", err)
@@ -42,6 +43,9 @@ func openKernel(trackDir string, log *slog.Logger) (*Kernel, error) {
 		Uptime:      BootTime,
 		DeviceAddrs: deviceAddrs,
 		NoIPv6:      noV6 != nil,
+		Legacy:      NewLegacyState(legacy, nil),
+		SetLookup:   nftSetLookup(),
+		Inspect:     kernelInspector{},
 		Close: func() error {
 			h.Close()
 			return rk.Close()

@@ -8,6 +8,6 @@ import (
 )
 
 // openKernel fails: mwan3d needs Linux's nftables and rtnetlink.
-func openKernel(string, *slog.Logger) (*Kernel, error) {
+func openKernel(string, LegacyTools, *slog.Logger) (*Kernel, error) {
 	return nil, errors.New("mwan3d runs on Linux only")
 }

@@ -33,9 +33,6 @@ func (d *daemon) loop(ctx context.Context) {
 	retry := time.NewTimer(time.Hour)
 	retry.Stop()
 	defer retry.Stop()
-	d.objRetry = time.NewTimer(time.Hour)
-	d.objRetry.Stop()
-	defer d.objRetry.Stop()
 	closed := make(chan struct{})
 	close(closed)
 	for {
@@ -74,12 +71,6 @@ func (d *daemon) next(ctx context.Context, idle <-chan struct{}, startup, retry 
 		d.netifdSynced, d.routesSynced = true, true
 	case <-retry:
 		d.nftDirty = true
-	case <-d.objRetry.C:
-		// reconcile registers the mwan3 object again
-	case <-d.reconnected:
-		// Read netifd again; reconcile registers the mwan3 object again
-		// if the reconnection lost it.
-		d.nc.resync()
 	case <-d.opts.Reload:
 		d.reload()
 	case in := <-d.netifdCh:
@@ -88,6 +79,9 @@ func (d *daemon) next(ctx context.Context, idle <-chan struct{}, startup, retry 
 		if ok {
 			d.onTracker(ev)
 		}
+	case <-d.swept:
+		d.legacySwept = true
+		d.swept = nil // closed: never again
 	case r := <-d.k.Routes.Results():
 		d.onRoutes(r)
 	case lc := <-d.k.Routes.LinkChanges():
@@ -102,10 +96,10 @@ func (d *daemon) next(ctx context.Context, idle <-chan struct{}, startup, retry 
 // happened. It returns false when the nft apply failed (to be retried).
 func (d *daemon) reconcile() bool {
 	ok := true
-	defer d.publish()
 	if !d.netifdSynced {
 		// Applying before netifd's view is known would take every
 		// interface out of the policies, and drop an adopted state.
+		d.publish()
 		return true
 	}
 	in := rtInput(d.cfg, d.ifaces, d.k.NoIPv6)
@@ -113,8 +107,10 @@ func (d *daemon) reconcile() bool {
 		d.k.Routes.SetInput(in)
 		d.lastRT = &in
 	}
-	if !d.routesSynced {
-		// The connected networks come with the first route result.
+	if !d.routesSynced || !d.legacySwept {
+		// The connected networks come with the first route result;
+		// legacy's iptables marks are gone before ours apply.
+		d.publish()
 		return true
 	}
 	d.syncTrackers()
@@ -123,11 +119,12 @@ func (d *daemon) reconcile() bool {
 	}
 	if ok && !d.running {
 		d.started()
-	} else if d.running && d.obj == nil {
-		d.registerObject()
 	}
 	d.kickTrackers()
 	d.writeIfaceStates()
+	// Published before anything is announced: whoever reacts to an event
+	// or an answer reads the new state.
+	d.publish()
 	d.flushEvents()
 	for _, r := range d.replies {
 		r()
@@ -139,6 +136,7 @@ func (d *daemon) reconcile() bool {
 // applyNFT renders the ruleset and applies it.
 func (d *daemon) applyNFT() bool {
 	in, warns := nftInput(d.cfg, d.ifaces, d.srcDevice, d.conn4, d.k.NoIPv6)
+	in.Uses = d.cg.sync(d.cfg)
 	plan, err := nft.Render(in)
 	if err != nil {
 		d.log.Error("render ruleset", "err", err)
@@ -338,6 +336,12 @@ func (d *daemon) refresh(i *config.Interface, kind netifdKind, direct, quiet boo
 		return
 	}
 	up, dev := d.netifdUp(i)
+	if kind == netifdUpFailed && direct {
+		// Legacy's 15-mwan3 ignored it; 16-mwan3-user gave it to the
+		// user script (spec §6.2, §6.4).
+		d.log.Info("netifd could not bring the interface up", "interface", i.Name)
+		d.pending = append(d.pending, outEvent{ev: HookEvent{Action: "ifup-failed", Interface: i.Name}, hook: true})
+	}
 	switch {
 	case kind == netifdIfDown && direct:
 		s.manualDown = false
@@ -443,6 +447,18 @@ func (d *daemon) onTracker(ev track.Event) {
 	switch ev.Action {
 	case track.ActionConnected:
 		if ev.FirstConnect {
+			// The tracker's answer to the latest IfUp. A tracker's events
+			// come in order, but the loop may read netifd's ifup before a
+			// disconnected the tracker fired while it handled the ifdown
+			// before it, which then took the interface out again; the
+			// first connect comes after that stale event and puts back
+			// what the ifup set (the tracker is online: ifup sets online
+			// then, whatever initial_state). Otherwise it changes
+			// nothing, as in legacy.
+			if s.up && !s.online {
+				s.online = true
+				d.nftDirty = true
+			}
 			break
 		}
 		flush = hasFlush(i, "connected")
@@ -613,6 +629,8 @@ func (d *daemon) onRequest(r *request) {
 		res.err = d.manualIfup(r.iface)
 	case "ifdown":
 		res.err = d.manualIfdown(r.iface)
+	case "use":
+		res.data, res.err = d.useInfo(r.iface)
 	}
 	d.replies = append(d.replies, func() { r.reply <- res })
 }
@@ -749,6 +767,6 @@ func (d *daemon) publish() {
 		}
 		v.ifaces[i.Name] = iv
 	}
-	v.computePolicies()
+	v.derive()
 	d.view.Store(v)
 }

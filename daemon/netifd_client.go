@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/mwan3d/mwan3d/ubus"
@@ -25,6 +24,10 @@ const (
 	// netifdUpdate follows an interface.update or interface.down
 	// notification: something changed, the status says what.
 	netifdUpdate
+	// netifdUpFailed follows an interface.update notification whose
+	// status says the interface is not up: netifd's ifup-failed (its only
+	// event other than ifdown sent with the interface down).
+	netifdUpFailed
 )
 
 func (k netifdKind) String() string {
@@ -35,6 +38,8 @@ func (k netifdKind) String() string {
 		return "ifup"
 	case netifdIfDown:
 		return "ifdown"
+	case netifdUpFailed:
+		return "ifup-failed"
 	}
 	return "update"
 }
@@ -56,20 +61,19 @@ type netifdInput struct {
 const netifdObject = "network.interface"
 
 // netifdClient follows netifd over ubus: the `network.interface` events
-// (ifup, ifdown), the notifications of the `network.interface` object
-// (interface.update, interface.down), and netifd itself coming and going
-// (ubus.object.add). Every event queues a job; one goroutine runs the
-// jobs in order, re-reads the status from netifd and hands the result to
-// the loop.
+// (ifup, ifdown) and the notifications of the `network.interface` object
+// (interface.update, interface.down), through a subscription that follows
+// netifd as it comes and goes (ubus.Conn.Watch); every time it is made
+// (netifd appeared, restarted, or ubusd was reconnected) netifd's dump is
+// read again. Every event queues a job; one goroutine runs the jobs in
+// order, re-reads the status from netifd and hands the result to the
+// loop.
 type netifdClient struct {
 	conn *ubus.Conn
 	log  *slog.Logger
 	out  chan<- netifdInput
 
 	jobs chan netifdJob
-
-	mu  sync.Mutex
-	sub *ubus.Subscriber
 }
 
 type netifdJob struct {
@@ -107,69 +111,32 @@ func (c *netifdClient) queue(j netifdJob) {
 	}
 }
 
-// resync asks for a full dump (after a reconnection to ubusd).
-func (c *netifdClient) resync() { c.queue(netifdJob{kind: netifdDump}) }
-
 // run follows netifd until ctx ends. The first input it delivers is
 // always a dump (possibly absent).
 func (c *netifdClient) run(ctx context.Context) {
-	l, err := c.conn.Listen(ctx, netifdObject, c.onEvent)
-	if err == nil {
-		err = l.Add(ctx, "ubus.object.add")
-	}
-	if err != nil {
+	if l, err := c.conn.Listen(ctx, netifdObject, c.onEvent); err != nil {
 		c.log.Error("cannot listen to netifd events", "err", err)
 	} else {
 		defer l.Close()
 	}
-	c.subscribe(ctx)
-	defer func() {
-		c.mu.Lock()
-		if c.sub != nil {
-			c.sub.Close()
-		}
-		c.mu.Unlock()
-	}()
+	sub, err := c.conn.Watch(ctx, netifdObject, c.onNotify, func(string) { c.queue(netifdJob{kind: netifdDump}) })
+	if err != nil {
+		c.log.Error("cannot subscribe to netifd", "err", err)
+	} else {
+		defer sub.Close()
+	}
 	c.do(ctx, netifdJob{kind: netifdDump}, true)
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case j := <-c.jobs:
-			if j.kind == netifdDump {
-				c.subscribe(ctx)
-			}
 			c.do(ctx, j, false)
 		}
 	}
 }
 
-// subscribe subscribes to netifd's notifications once netifd is there.
-// The subscription then follows netifd through restarts by itself.
-func (c *netifdClient) subscribe(ctx context.Context) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.sub != nil {
-		return
-	}
-	sub, err := c.conn.Subscribe(ctx, netifdObject, c.onNotify)
-	switch {
-	case err == nil:
-		c.sub = sub
-	case errors.Is(err, ubus.StatusNotFound):
-		c.log.Debug("netifd is not on the bus yet")
-	default:
-		c.log.Warn("cannot subscribe to netifd", "err", err)
-	}
-}
-
-func (c *netifdClient) onEvent(event string, data ubus.Table) {
-	if event == "ubus.object.add" {
-		if p, _ := data.GetString("path"); p == netifdObject {
-			c.queue(netifdJob{kind: netifdDump})
-		}
-		return
-	}
+func (c *netifdClient) onEvent(_ string, data ubus.Table) {
 	action, _ := data.GetString("action")
 	name, _ := data.GetString("interface")
 	if name == "" {
@@ -186,9 +153,15 @@ func (c *netifdClient) onEvent(event string, data ubus.Table) {
 }
 
 func (c *netifdClient) onNotify(typ string, data ubus.Table) error {
-	if name, _ := data.GetString("interface"); name != "" {
-		c.queue(netifdJob{kind: netifdUpdate, name: name})
+	name, _ := data.GetString("interface")
+	if name == "" {
+		return nil
 	}
+	kind := netifdUpdate
+	if up, ok := data.GetBool("up"); ok && !up && typ == "interface.update" {
+		kind = netifdUpFailed
+	}
+	c.queue(netifdJob{kind: kind, name: name})
 	return nil
 }
 

@@ -15,10 +15,6 @@ import (
 // ObjectName is the ubus object the daemon registers.
 const ObjectName = "mwan3"
 
-// objRetryDelay is the delay before a failed registration of the mwan3
-// object is tried again (it is also tried after every reconnection).
-const objRetryDelay = 5 * time.Second
-
 // registerObject publishes the mwan3 object. Its methods:
 //
 //   - status {section, interface}: spec §7, field for field.
@@ -33,9 +29,17 @@ const objRetryDelay = 5 * time.Second
 //   - explain {dst, src?, proto?, sport?, dport?, family?, src_iface?}:
 //     which rule a new connection matches, its policy, and the interfaces
 //     it would take now with their probabilities.
+//   - diag {interface?}, ruleset {}, userrules {}, use {interface}: what
+//     the mwan3 CLI shows beyond status (diag.go).
 //
 // Arguments with a wrong type, or values that do not parse, are answered
-// INVALID_ARGUMENT with {"error": message}.
+// INVALID_ARGUMENT with {"error": message}. The policies have the real
+// types (`ubus -v list mwan3`); explain's proto, sport and dport accept a
+// number or a string and are listed as unspec.
+//
+// When the path is taken (legacy's rpcd plugin still running) the object
+// waits for it: the ubus connection registers it as soon as the path is
+// free, and again after every reconnection to ubusd.
 func (d *daemon) registerObject() {
 	str := func(names ...string) []ubus.Arg {
 		var out []ubus.Arg
@@ -51,28 +55,23 @@ func (d *daemon) registerObject() {
 		}
 		return out
 	}
-	d.obj = &ubus.Object{Name: ObjectName, Methods: []ubus.Method{
+	d.obj = &ubus.Object{Name: ObjectName, BadArgs: badArgs, Methods: []ubus.Method{
 		{Name: "status", Policy: str("section", "interface"), Handler: d.handleStatus},
-		{Name: "ifup", Policy: unspec("interface"), Handler: d.handleIface("ifup")},
-		{Name: "ifdown", Policy: unspec("interface"), Handler: d.handleIface("ifdown")},
+		{Name: "ifup", Policy: str("interface"), Handler: d.handleIface("ifup")},
+		{Name: "ifdown", Policy: str("interface"), Handler: d.handleIface("ifdown")},
 		{Name: "reload", Handler: d.handleReload},
 		{Name: "rules", Handler: d.handleRules},
-		{Name: "explain", Policy: unspec("src", "dst", "proto", "sport", "dport", "family", "src_iface"), Handler: d.handleExplain},
+		{Name: "explain", Policy: append(str("src", "dst", "family", "src_iface"), unspec("proto", "sport", "dport")...), Handler: d.handleExplain},
+		{Name: "diag", Policy: unspec("interface"), Handler: d.handleDiag},
+		{Name: "ruleset", Handler: d.handleRuleset},
+		{Name: "userrules", Handler: d.handleUserRules},
+		{Name: "use", Policy: unspec("interface"), Handler: d.handleUse},
+		{Name: "debug", Handler: d.handleDebug},
 	}}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := d.conn.AddObject(ctx, d.obj); err != nil {
-		if !d.objFailed {
-			d.log.Error("cannot register the mwan3 ubus object, retrying (is legacy mwan3's rpcd plugin still installed?)", "err", err)
-		}
-		d.objFailed = true
-		d.obj = nil
-		d.objRetry.Reset(objRetryDelay)
-		return
-	}
-	if d.objFailed {
-		d.log.Info("registered the mwan3 ubus object")
-		d.objFailed = false
+		d.log.Error("cannot register the mwan3 ubus object yet; it is registered once its name is free (is legacy mwan3's rpcd plugin still installed?)", "err", err)
 	}
 }
 
@@ -82,10 +81,19 @@ func argError(req *ubus.Request, format string, args ...any) error {
 	return ubus.StatusInvalidArgument
 }
 
+// badArgs answers calls whose arguments do not fit the policy.
+func badArgs(req *ubus.Request, err *ubus.ArgError) error {
+	return argError(req, "%v", err)
+}
+
 func (d *daemon) handleStatus(_ context.Context, req *ubus.Request) error {
 	section, _ := req.Args.GetString("section")
 	iface, filter := req.Args.GetString("interface")
-	return req.Reply(d.snapshot().StatusReply(section, iface, filter))
+	reply, err := d.statusReply(section, iface, filter)
+	if err != nil {
+		return err
+	}
+	return req.Reply(reply)
 }
 
 // ask hands a request to the loop and waits for its answer.
@@ -108,11 +116,8 @@ func (d *daemon) ask(ctx context.Context, r *request) (reqResult, error) {
 
 func (d *daemon) handleIface(kind string) ubus.Handler {
 	return func(ctx context.Context, req *ubus.Request) error {
-		name, ok, err := tableString(req.Args, "interface")
-		if err != nil {
-			return argError(req, "%v", err)
-		}
-		if !ok || name == "" {
+		name, _ := req.Args.GetString("interface") // a string: the policy says so
+		if name == "" {
 			return argError(req, "Expecting interface. Usage: mwan3 %s <interface>", kind)
 		}
 		res, err := d.ask(ctx, &request{kind: kind, iface: name})
@@ -223,7 +228,7 @@ func (d *daemon) handleExplain(_ context.Context, req *ubus.Request) error {
 		req.Reply(ubus.Table{{Name: "error", Value: "no ruleset applied yet"}})
 		return ubus.StatusNoData
 	}
-	return req.Reply(Explain(v.input, v.plan, f))
+	return req.Reply(Explain(v.input, v.plan, f, d.k.SetLookup))
 }
 
 // ParseFlow reads explain's arguments: dst (required), src, proto (a name

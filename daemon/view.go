@@ -20,8 +20,11 @@ type view struct {
 	input   *nft.Input // what plan was rendered from
 	conn    connectedNets
 	ifaces  map[string]ifaceView
-	// Policies per family with their active members (spec §7.5).
+	// Derived from the above once (derive), for the status calls:
+	// policies per family with their active members (spec §7.5), and the
+	// connected networks as status lists them (§7.4).
 	policies4, policies6 []PolicySnapshot
+	connected            Connected
 }
 
 // ifaceView is one interface in a view.
@@ -43,10 +46,9 @@ func (d *daemon) uptime() int64 {
 	return int64(d.k.Uptime() / time.Second)
 }
 
-// snapshot builds the status of every interface from the published view
+// snapshot builds the status of every interface from a published view
 // and the trackers' snapshots, at the time of the call.
-func (d *daemon) snapshot() *Snapshot {
-	v := d.view.Load()
+func (d *daemon) snapshot(v *view) *Snapshot {
 	now := time.Now()
 	up := d.uptime()
 	since := func(t int64) int64 {
@@ -56,6 +58,11 @@ func (d *daemon) snapshot() *Snapshot {
 		return up - t
 	}
 	s := &Snapshot{Running: v.running, Interfaces: make([]IfaceSnapshot, 0, len(v.cfg.Interfaces))}
+	n := 0
+	for _, i := range v.cfg.Interfaces {
+		n += len(i.TrackIP)
+	}
+	targets := make([]TargetSnapshot, 0, n) // one array for all interfaces
 	for _, i := range v.cfg.Interfaces {
 		iv := v.ifaces[i.Name]
 		is := IfaceSnapshot{Name: i.Name, Enabled: i.Enabled, Up: iv.netifdUp, Status: "unknown", Tracking: string(track.TrackingDown)}
@@ -78,7 +85,7 @@ func (d *daemon) snapshot() *Snapshot {
 			is.Score, is.Lost, is.Turn = ts.Score, ts.Lost, ts.Turn
 			is.Age, is.Online, is.Offline = since(ts.Time), since(ts.Online), since(ts.Offline)
 		}
-		is.Targets = make([]TargetSnapshot, 0, len(i.TrackIP))
+		start := len(targets)
 		for _, ip := range i.TrackIP {
 			t := TargetSnapshot{IP: ip, Status: "unknown"}
 			for _, tt := range ts.Targets {
@@ -94,20 +101,23 @@ func (d *daemon) snapshot() *Snapshot {
 				t.LossWindow = tt.Quality.LossPercent / 100
 				break
 			}
-			is.Targets = append(is.Targets, t)
+			targets = append(targets, t)
 		}
+		is.Targets = targets[start:len(targets):len(targets)]
 		s.Interfaces = append(s.Interfaces, is)
 	}
 	if !v.running {
 		return s
 	}
-	s.Connected = Connected{IPv4: statusList(v.conn.connected4), IPv6: statusList(v.conn.connected6)}
+	s.Connected = v.connected
 	s.Policies4, s.Policies6 = v.policies4, v.policies6
 	return s
 }
 
-// computePolicies computes the active members of every policy for the view.
-func (v *view) computePolicies() {
+// derive computes what status shows of the view: the active members of
+// every policy, the connected networks.
+func (v *view) derive() {
+	v.connected = Connected{IPv4: statusList(v.conn.connected4), IPv6: statusList(v.conn.connected6)}
 	online := func(name string) bool { return v.ifaces[name].online }
 	for _, p := range v.cfg.Policies {
 		v.policies4 = append(v.policies4, PolicySnapshot{Name: p.Name, LastResort: p.LastResort, Active: ActiveShares(v.cfg, p, config.IPv4, online)})

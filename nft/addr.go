@@ -5,6 +5,7 @@ import (
 	"math/bits"
 	"net/netip"
 	"slices"
+	"sort"
 	"strconv"
 )
 
@@ -121,7 +122,8 @@ func mergePrefixes(ps []netip.Prefix) []AddrRange {
 		}
 		spans = append(spans, span{from, u128{from.hi | hostMask.hi, from.lo | hostMask.lo}})
 	}
-	slices.SortFunc(spans, func(a, b span) int { return a.from.cmp(b.from) })
+	// sort.Slice: a generic sort per struct type costs ~10 KB of MIPS code.
+	sort.Slice(spans, func(i, j int) bool { return spans[i].from.cmp(spans[j].from) < 0 })
 	out := make([]AddrRange, 0, len(spans))
 	cur := spans[0]
 	top := maxU128(is4)
@@ -255,7 +257,7 @@ func mergePorts(ps []PortRange) []PortRange {
 			s[i].First, s[i].Last = s[i].Last, s[i].First
 		}
 	}
-	slices.SortFunc(s, func(a, b PortRange) int { return cmp.Compare(a.First, b.First) })
+	sort.Slice(s, func(i, j int) bool { return s[i].First < s[j].First })
 	out := s[:1]
 	for _, p := range s[1:] {
 		last := &out[len(out)-1]

@@ -1,11 +1,11 @@
 package nft
 
 import (
-	"cmp"
 	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -786,7 +786,7 @@ func (r *renderer) logLevel() LogLevel {
 func (r *renderer) stickyChain(rule *UserRule, fam Family) string {
 	name := stickyChain(rule.Name, fam)
 	cands := slices.Clone(r.states[policyChain(rule.UsePolicy, fam)].Active)
-	slices.SortFunc(cands, func(a, b ActiveMember) int { return cmp.Compare(b.ID, a.ID) })
+	sort.Slice(cands, func(i, j int) bool { return cands[i].ID > cands[j].ID })
 	timeout := rule.Timeout
 	if timeout <= 0 {
 		timeout = DefaultStickyTimeout

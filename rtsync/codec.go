@@ -14,6 +14,11 @@ const (
 	afInet  = 2
 	afInet6 = 10
 
+	rtmNewLink  = 16
+	rtmDelLink  = 17
+	rtmGetLink  = 18
+	rtmNewAddr  = 20
+	rtmDelAddr  = 21
 	rtmNewRoute = 24
 	rtmDelRoute = 25
 	rtmGetRoute = 26
@@ -61,9 +66,15 @@ const (
 
 	nlaTypeMask = 0x3fff // without NLA_F_NESTED and NLA_F_NET_BYTEORDER
 
-	rtmsgLen  = 12 // struct rtmsg and struct fib_rule_hdr
-	rtnhLen   = 8  // struct rtnexthop
-	rtaHdrLen = 4
+	iflaIfname = 3
+	iffUp      = 0x1
+	iffLowerUp = 0x10000
+	afUnspec   = 0
+
+	ifinfomsgLen = 16 // struct ifinfomsg
+	rtmsgLen     = 12 // struct rtmsg and struct fib_rule_hdr
+	rtnhLen      = 8  // struct rtnexthop
+	rtaHdrLen    = 4
 )
 
 // errMalformed is wrapped by every decoding error.
@@ -511,3 +522,30 @@ func encodeRuleDump(f Family) []byte {
 	b[0] = f.af()
 	return b
 }
+
+// parseLink decodes an RTM_NEWLINK/RTM_DELLINK payload (struct ifinfomsg
+// and attributes). ok is false for messages of a protocol family (the
+// bridge's port messages): they do not create or delete a device.
+func parseLink(b []byte) (l Link, ok bool, err error) {
+	if len(b) < ifinfomsgLen {
+		return l, false, fmt.Errorf("%w: link message of %d bytes", errMalformed, len(b))
+	}
+	if b[0] != afUnspec {
+		return l, false, nil
+	}
+	flags := ne.Uint32(b[8:12])
+	l = Link{Index: int(int32(ne.Uint32(b[4:8]))), Up: flags&iffUp != 0, Carrier: flags&iffLowerUp != 0}
+	err = forAttrs(b[ifinfomsgLen:], func(typ uint16, data []byte) error {
+		if typ == iflaIfname {
+			l.Name = cString(data)
+		}
+		return nil
+	})
+	if err != nil {
+		return Link{}, false, err
+	}
+	return l, true, nil
+}
+
+// encodeLinkDump encodes the request of a dump of every link.
+func encodeLinkDump() []byte { return make([]byte, ifinfomsgLen) }

@@ -164,6 +164,23 @@ func TestNormalizeMultiPath(t *testing.T) {
 	}
 }
 
+func TestRouteUsesDevice(t *testing.T) {
+	multi := lab.route(t, IPv4, 1, "172.16.0.0/12 proto static nexthop via 203.0.113.1 dev eth1 weight 1 nexthop via 203.0.113.2 dev eth2 weight 2")
+	single := lab.route(t, IPv4, 1, "10.0.0.0/8 via 192.168.1.254 dev br-lan proto static metric 5")
+	for _, tc := range []struct {
+		r    Route
+		dev  int
+		want bool
+	}{
+		{multi, 3, true}, {multi, 4, true}, {multi, 2, false},
+		{single, single.OIF, true}, {single, single.OIF + 1, false},
+	} {
+		if got := tc.r.UsesDevice(tc.dev); got != tc.want {
+			t.Errorf("%s uses device %d: %v, want %v", tc.r.format(nil), tc.dev, got, tc.want)
+		}
+	}
+}
+
 func FuzzParseRoute(f *testing.F) {
 	for _, r := range codecRoutes(f) {
 		f.Add(encodeRoute(r))
@@ -213,6 +230,68 @@ func FuzzParseRule(f *testing.F) {
 		got, ok, err := parseRule(encodeRule(r))
 		if err != nil || !ok || got != r {
 			t.Fatalf("round trip of %s: got %s ok %v err %v", r, got, ok, err)
+		}
+	})
+}
+
+// linkMsg is an RTM_NEWLINK payload as the kernel sends it.
+func linkMsg(family byte, index int32, flags uint32, name string) []byte {
+	b := make([]byte, ifinfomsgLen)
+	b[0] = family
+	ne.PutUint32(b[4:], uint32(index))
+	ne.PutUint32(b[8:], flags)
+	b = appendAttrU32(b, 4, 1500) // IFLA_MTU, ignored
+	if name != "" {
+		b = appendAttr(b, iflaIfname, append([]byte(name), 0))
+	}
+	return b
+}
+
+func TestParseLink(t *testing.T) {
+	tests := []struct {
+		name string
+		msg  []byte
+		want Link
+		ok   bool
+		err  bool
+	}{
+		{"up with carrier", linkMsg(afUnspec, 3, iffUp|iffLowerUp|0x40, "eth1"), Link{Index: 3, Name: "eth1", Up: true, Carrier: true}, true, false},
+		{"up without carrier", linkMsg(afUnspec, 4, iffUp, "wan"), Link{Index: 4, Name: "wan", Up: true}, true, false},
+		{"down", linkMsg(afUnspec, 5, 0, "lan0"), Link{Index: 5, Name: "lan0"}, true, false},
+		{"bridge port message", linkMsg(7, 3, iffUp, "eth1"), Link{}, false, false},
+		{"short header", linkMsg(afUnspec, 3, 0, "")[:ifinfomsgLen-1], Link{}, false, true},
+		{"bad attribute", append(linkMsg(afUnspec, 3, 0, "x"), 0xff, 0, 3, 0), Link{}, false, true},
+	}
+	for _, tc := range tests {
+		got, ok, err := parseLink(tc.msg)
+		if got != tc.want || ok != tc.ok || (err != nil) != tc.err || (err != nil && !errors.Is(err, errMalformed)) {
+			t.Errorf("%s: %+v ok %v err %v, want %+v ok %v err %v", tc.name, got, ok, err, tc.want, tc.ok, tc.err)
+		}
+	}
+}
+
+func FuzzParseLink(f *testing.F) {
+	f.Add(linkMsg(afUnspec, 3, iffUp|iffLowerUp, "eth1"))
+	f.Add(linkMsg(7, 3, iffUp, "eth1"))
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		l, ok, err := parseLink(b)
+		if err != nil && !errors.Is(err, errMalformed) {
+			t.Fatalf("error %v does not wrap errMalformed", err)
+		}
+		if !ok {
+			return
+		}
+		// Re-encoded, it decodes to the same link.
+		var flags uint32
+		if l.Up {
+			flags |= iffUp
+		}
+		if l.Carrier {
+			flags |= iffLowerUp
+		}
+		if got, ok, err := parseLink(linkMsg(afUnspec, int32(l.Index), flags, l.Name)); !ok || err != nil || got != l {
+			t.Fatalf("round trip of %+v: %+v ok %v err %v", l, got, ok, err)
 		}
 	})
 }

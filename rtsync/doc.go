@@ -21,5 +21,6 @@
 //   - [Syncer.Cleanup] removes every rule and table entry of ours, nothing else.
 //
 // The kernel side ([NetlinkKernel], Linux only) speaks rtnetlink through
-// vishvananda/netlink sockets opened in a given network namespace.
+// [nlsock] sockets opened in a given network namespace, with its own
+// message codec.
 package rtsync

@@ -5,45 +5,46 @@ package rtsync
 import (
 	"errors"
 	"fmt"
-	"net"
-	"sync/atomic"
+	"sync"
 	"time"
 
-	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netlink/nl"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/mwan3d/mwan3d/rtsync/nlsock"
 )
 
 const (
 	// dumpAttempts bounds the retries of a dump the kernel interrupted
 	// because the table changed while it was being read.
 	dumpAttempts = 5
-	// socketTimeout bounds one send or receive on the request socket.
+	// socketTimeout bounds one request and its replies.
 	socketTimeout = 30 * time.Second
 	// subscriptionBuffer is the receive buffer asked for the notification
-	// sockets (the kernel caps it at net.core.rmem_max).
+	// socket (the kernel caps it at net.core.rmem_max).
 	subscriptionBuffer = 1 << 20
-	// channelBuffer is the length of the subscription channels.
-	channelBuffer = 256
+	// watchGroups are the notifications watch subscribes to.
+	watchGroups = unix.RTMGRP_LINK | unix.RTMGRP_IPV4_IFADDR | unix.RTMGRP_IPV4_ROUTE |
+		unix.RTMGRP_IPV6_IFADDR | unix.RTMGRP_IPV6_ROUTE
 )
 
 // NetlinkKernel implements [Kernel] with rtnetlink in one network namespace.
 //
-// It speaks rtnetlink through vishvananda/netlink's sockets and request
-// layer, but encodes and decodes route and rule messages itself: the
-// library's Route drops RTA_SRC (the IPv6 `from` selector, needed for
-// source_routing) and RTA_PREF, and its RuleList does not report a rule's
-// action (lookup, unreachable, blackhole).
+// It speaks rtnetlink over [nlsock] sockets and encodes and decodes the
+// messages itself (codec.go): vishvananda/netlink's Route drops RTA_SRC
+// (the IPv6 `from` selector, needed for source_routing) and RTA_PREF, its
+// RuleList does not report a rule's action, and the library adds 45 KB to
+// the binary. It is safe for concurrent use; requests are serialised on
+// one socket.
 type NetlinkKernel struct {
-	ns      netns.NsHandle // our duplicate of the namespace, or netns.None()
-	sockets map[int]*nl.SocketHandle
-	links   *netlink.Handle
-	// subBuffer is the receive buffer of the notification sockets.
+	ns netns.NsHandle // our duplicate of the namespace, or netns.None()
+	// subBuffer is the receive buffer of the notification socket.
 	subBuffer int
+
+	conn *nlsock.Conn // the request socket
 }
 
-// OpenKernel opens rtnetlink sockets in the network namespace ns
+// OpenKernel opens an rtnetlink socket in the network namespace ns
 // (netns.None() for the caller's). The handle is duplicated, so the caller
 // may close ns. Close releases everything.
 func OpenKernel(ns netns.NsHandle) (*NetlinkKernel, error) {
@@ -55,31 +56,19 @@ func OpenKernel(ns netns.NsHandle) (*NetlinkKernel, error) {
 		}
 		k.ns = netns.NsHandle(fd)
 	}
-	s, err := nl.GetNetlinkSocketAt(k.ns, netns.None(), unix.NETLINK_ROUTE)
+	c, err := nlsock.Open(k.ns, unix.NETLINK_ROUTE, 0)
 	if err != nil {
 		k.Close()
-		return nil, fmt.Errorf("rtsync: open rtnetlink socket: %w", err)
+		return nil, fmt.Errorf("rtsync: %w", err)
 	}
-	tv := unix.NsecToTimeval(socketTimeout.Nanoseconds())
-	_ = s.SetSendTimeout(&tv)
-	_ = s.SetReceiveTimeout(&tv)
-	_ = s.SetExtAck(true) // only improves error messages
-	k.sockets = map[int]*nl.SocketHandle{unix.NETLINK_ROUTE: {Socket: s}}
-	k.links, err = netlink.NewHandleAt(k.ns, unix.NETLINK_ROUTE)
-	if err != nil {
-		k.Close()
-		return nil, fmt.Errorf("rtsync: open link handle: %w", err)
-	}
+	k.conn = c
 	return k, nil
 }
 
-// Close releases the sockets and the namespace handle.
+// Close releases the socket and the namespace handle.
 func (k *NetlinkKernel) Close() error {
-	if sh := k.sockets[unix.NETLINK_ROUTE]; sh != nil {
-		sh.Close()
-	}
-	if k.links != nil {
-		k.links.Close()
+	if k.conn != nil {
+		k.conn.Close()
 	}
 	if k.ns.IsOpen() {
 		return k.ns.Close()
@@ -87,21 +76,21 @@ func (k *NetlinkKernel) Close() error {
 	return nil
 }
 
-// execute sends one request and passes every reply message to fn.
-func (k *NetlinkKernel) execute(typ, flags int, payload []byte, resType uint16, fn func([]byte) bool) error {
-	req := nl.NewNetlinkRequest(typ, flags)
-	req.AddRawData(payload)
-	req.Sockets = k.sockets
-	return req.ExecuteIter(unix.NETLINK_ROUTE, resType, fn)
+// execute sends one request and passes the payload of every reply message
+// of type resType to fn until fn returns false.
+func (k *NetlinkKernel) execute(typ, flags uint16, payload []byte, resType uint16, fn func([]byte) bool) error {
+	return k.conn.Execute(typ, flags, payload, socketTimeout, func(m nlsock.Message) bool {
+		return m.Type != resType || fn(m.Data)
+	})
 }
 
 // dump runs a dump request, decoding each message with parse, and retries
 // it when the kernel reports it was interrupted by a concurrent change.
-func dump[T any](k *NetlinkKernel, typ int, payload []byte, resType uint16, parse func([]byte) (T, bool, error)) ([]T, error) {
+func dump[T any](k *NetlinkKernel, typ uint16, payload []byte, resType uint16, parse func([]byte) (T, bool, error)) ([]T, error) {
 	for attempt := 1; ; attempt++ {
 		var out []T
 		var parseErr error
-		err := k.execute(typ, unix.NLM_F_DUMP, payload, resType, func(m []byte) bool {
+		err := k.execute(typ, nlsock.FlagDump, payload, resType, func(m []byte) bool {
 			v, ok, err := parse(m)
 			if err != nil {
 				parseErr = err
@@ -113,7 +102,7 @@ func dump[T any](k *NetlinkKernel, typ int, payload []byte, resType uint16, pars
 			return true
 		})
 		switch {
-		case errors.Is(err, nl.ErrDumpInterrupted) && attempt < dumpAttempts:
+		case errors.Is(err, nlsock.ErrDumpInterrupted) && attempt < dumpAttempts:
 			continue
 		case err != nil:
 			return nil, err
@@ -126,29 +115,7 @@ func dump[T any](k *NetlinkKernel, typ int, payload []byte, resType uint16, pars
 
 // Links lists the network devices.
 func (k *NetlinkKernel) Links() ([]Link, error) {
-	for attempt := 1; ; attempt++ {
-		ls, err := k.links.LinkList()
-		if errors.Is(err, netlink.ErrDumpInterrupted) && attempt < dumpAttempts {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		out := make([]Link, 0, len(ls))
-		for _, l := range ls {
-			out = append(out, linkOf(l.Attrs()))
-		}
-		return out, nil
-	}
-}
-
-func linkOf(a *netlink.LinkAttrs) Link {
-	return Link{
-		Index:   a.Index,
-		Name:    a.Name,
-		Up:      a.Flags&net.FlagUp != 0,
-		Carrier: a.RawFlags&unix.IFF_LOWER_UP != 0,
-	}
+	return dump(k, rtmGetLink, encodeLinkDump(), rtmNewLink, parseLink)
 }
 
 // Rules lists the ip rules of family f.
@@ -186,108 +153,85 @@ func ignore(err error, done ...unix.Errno) error {
 
 // AddRule adds r; an identical existing rule is fine.
 func (k *NetlinkKernel) AddRule(r Rule) error {
-	err := k.execute(rtmNewRule, unix.NLM_F_CREATE|unix.NLM_F_EXCL|unix.NLM_F_ACK, encodeRule(r), 0, ack)
+	err := k.execute(rtmNewRule, nlsock.FlagCreate|nlsock.FlagExcl|nlsock.FlagAck, encodeRule(r), 0, ack)
 	return ignore(err, unix.EEXIST)
 }
 
 // DelRule deletes the rule matching r; a missing rule is fine.
 func (k *NetlinkKernel) DelRule(r Rule) error {
-	err := k.execute(rtmDelRule, unix.NLM_F_ACK, encodeRule(r), 0, ack)
+	err := k.execute(rtmDelRule, nlsock.FlagAck, encodeRule(r), 0, ack)
 	return ignore(err, unix.ENOENT)
 }
 
 // ReplaceRoute creates r or replaces the route with its key.
 func (k *NetlinkKernel) ReplaceRoute(r Route) error {
-	return k.execute(rtmNewRoute, unix.NLM_F_CREATE|unix.NLM_F_REPLACE|unix.NLM_F_ACK, encodeRoute(r), 0, ack)
+	return k.execute(rtmNewRoute, nlsock.FlagCreate|nlsock.FlagReplace|nlsock.FlagAck, encodeRoute(r), 0, ack)
 }
 
 // AddRoute creates r; an identical existing route is fine.
 func (k *NetlinkKernel) AddRoute(r Route) error {
-	err := k.execute(rtmNewRoute, unix.NLM_F_CREATE|unix.NLM_F_ACK, encodeRoute(r), 0, ack)
+	err := k.execute(rtmNewRoute, nlsock.FlagCreate|nlsock.FlagAck, encodeRoute(r), 0, ack)
 	return ignore(err, unix.EEXIST)
 }
 
 // DelRoute deletes the route matching r; a missing route is fine.
 func (k *NetlinkKernel) DelRoute(r Route) error {
-	err := k.execute(rtmDelRoute, unix.NLM_F_ACK, encodeRoute(r), 0, ack)
+	err := k.execute(rtmDelRoute, nlsock.FlagAck, encodeRoute(r), 0, ack)
 	return ignore(err, unix.ESRCH, unix.ENOENT)
 }
 
 // watch implements source: it subscribes to route, address and link
 // notifications in the namespace and forwards them to s until done is
-// closed (nil) or a subscription is lost (an error). Every goroutine the
-// subscriptions started has exited when it returns.
+// closed (nil) or the subscription is lost (an error). The goroutine it
+// starts has exited when it returns.
 func (k *NetlinkKernel) watch(done <-chan struct{}, s sink) error {
-	stop := make(chan struct{})
-	var stopping atomic.Bool
-	onError := func(err error) {
-		if !stopping.Load() {
-			s.subscriptionError(err)
-		}
+	c, err := nlsock.Open(k.ns, unix.NETLINK_ROUTE, watchGroups)
+	if err != nil {
+		return fmt.Errorf("subscribe to route, address and link changes: %w", err)
 	}
-	routes := make(chan netlink.RouteUpdate, channelBuffer)
-	addrs := make(chan netlink.AddrUpdate, channelBuffer)
-	links := make(chan netlink.LinkUpdate, channelBuffer)
-	var drains []func()
+	if err := c.SetReceiveBuffer(k.subBuffer); err != nil {
+		c.Close()
+		return fmt.Errorf("subscribe: %w", err)
+	}
+	// Closing the socket ends a blocked Receive.
+	returned := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		select {
+		case <-done:
+			c.Close()
+		case <-returned:
+		}
+	})
 	defer func() {
-		stopping.Store(true)
-		close(stop)
-		for _, drain := range drains {
-			drain()
-		}
+		close(returned)
+		wg.Wait()
+		c.Close()
 	}()
-	ns := k.ns
-	err := netlink.RouteSubscribeWithOptions(routes, stop, netlink.RouteSubscribeOptions{
-		Namespace: &ns, ErrorCallback: onError, ReceiveBufferSize: k.subBuffer,
-	})
-	if err != nil {
-		return fmt.Errorf("subscribe to routes: %w", err)
-	}
-	drains = append(drains, func() {
-		for range routes {
-		}
-	})
-	err = netlink.AddrSubscribeWithOptions(addrs, stop, netlink.AddrSubscribeOptions{
-		Namespace: &ns, ErrorCallback: onError, ReceiveBufferSize: k.subBuffer,
-	})
-	if err != nil {
-		return fmt.Errorf("subscribe to addresses: %w", err)
-	}
-	drains = append(drains, func() {
-		for range addrs {
-		}
-	})
-	err = netlink.LinkSubscribeWithOptions(links, stop, netlink.LinkSubscribeOptions{
-		Namespace: &ns, ErrorCallback: onError, ReceiveBufferSize: k.subBuffer,
-	})
-	if err != nil {
-		return fmt.Errorf("subscribe to links: %w", err)
-	}
-	drains = append(drains, func() {
-		for range links {
-		}
-	})
 	s.subscribed()
 	for {
+		err := c.Receive(func(m nlsock.Message) {
+			switch m.Type {
+			case rtmNewLink, rtmDelLink:
+				l, ok, err := parseLink(m.Data)
+				if err != nil {
+					s.subscriptionError(err)
+				} else if ok {
+					s.link(LinkChange{Link: l, Deleted: m.Type == rtmDelLink})
+				}
+				s.changed()
+			case rtmNewRoute, rtmDelRoute, rtmNewAddr, rtmDelAddr:
+				s.changed()
+			}
+		})
 		select {
 		case <-done:
 			return nil
-		case _, ok := <-routes:
-			if !ok {
-				return fmt.Errorf("route %w", errSubscriptionLost)
-			}
-			s.changed()
-		case _, ok := <-addrs:
-			if !ok {
-				return fmt.Errorf("address %w", errSubscriptionLost)
-			}
-			s.changed()
-		case u, ok := <-links:
-			if !ok {
-				return fmt.Errorf("link %w", errSubscriptionLost)
-			}
-			s.link(LinkChange{Link: linkOf(u.Attrs()), Deleted: u.Header.Type == unix.RTM_DELLINK})
-			s.changed()
+		default:
+		}
+		if err != nil {
+			s.subscriptionError(err)
+			return fmt.Errorf("rtnetlink %w: %w", errSubscriptionLost, err)
 		}
 	}
 }

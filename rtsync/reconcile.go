@@ -8,6 +8,7 @@ import (
 	"maps"
 	"net/netip"
 	"slices"
+	"sort"
 )
 
 // Kernel is the narrow seam between rtsync and the kernel's routing state.
@@ -210,9 +211,11 @@ func (s *Syncer) ownedTables(in Input) map[tableKey]bool {
 }
 
 func sortedKeys(m map[tableKey]bool) []tableKey {
-	return slices.SortedFunc(maps.Keys(m), func(a, b tableKey) int {
-		return cmp.Or(cmp.Compare(a.family, b.family), cmp.Compare(a.id, b.id))
+	keys := slices.Collect(maps.Keys(m))
+	sort.Slice(keys, func(i, j int) bool {
+		return cmp.Or(cmp.Compare(keys[i].family, keys[j].family), cmp.Compare(keys[i].id, keys[j].id)) < 0
 	})
+	return keys
 }
 
 // owns reports whether a kernel rule is one of ours: in a priority slot of a
@@ -264,7 +267,7 @@ func (s *Syncer) planRules(p *plan, f Family, want []Rule) error {
 // whose key (destination, source, tos, metric) is unique on both sides is
 // replaced in place; other new routes are added and stale ones deleted.
 func planTable(p *plan, want, have []Route) {
-	slices.SortFunc(have, compareRoutes)
+	sortRoutes(have)
 	var add, stale []Route
 	for i, j := 0, 0; i < len(want) || j < len(have); {
 		c := 0
@@ -305,8 +308,9 @@ func planTable(p *plan, want, have []Route) {
 	}
 	// Routes to directly connected destinations first, so that gateways of
 	// later routes resolve inside the table.
-	slices.SortStableFunc(add, func(a, b Route) int {
-		return cmp.Or(compareBool(a.Gateway.IsValid() || a.MultiPath != "", b.Gateway.IsValid() || b.MultiPath != ""), -cmp.Compare(a.Scope, b.Scope))
+	sort.SliceStable(add, func(i, j int) bool {
+		a, b := add[i], add[j]
+		return cmp.Or(compareBool(a.Gateway.IsValid() || a.MultiPath != "", b.Gateway.IsValid() || b.MultiPath != ""), -cmp.Compare(a.Scope, b.Scope)) < 0
 	})
 	replaced := make([]bool, len(stale))
 	for _, r := range add {

@@ -149,6 +149,20 @@ type Route struct {
 // IsDefault reports whether r is a default route (0.0.0.0/0 or ::/0).
 func (r Route) IsDefault() bool { return r.Dst.Bits() == 0 }
 
+// UsesDevice reports whether r leaves through the device with index dev:
+// its output device or that of one of its nexthops.
+func (r Route) UsesDevice(dev int) bool {
+	if r.OIF == dev {
+		return true
+	}
+	for nh := range nexthops(r.Family, r.MultiPath) {
+		if nh.ifindex == dev {
+			return true
+		}
+	}
+	return false
+}
+
 // Snapshot is the part of the kernel's state [Desired] reads.
 type Snapshot struct {
 	Links []Link

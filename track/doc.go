@@ -46,9 +46,13 @@
 //   - arping: ARP requests on the device (IPv4 only), like `arping -c count
 //     -w timeout`: the whole probe ends after `timeout`; success with at
 //     least one reply.
-//   - httping: HEAD / over HTTP or, with httping_ssl, HTTPS (certificates are
-//     not verified: this is a reachability probe, as httping); IPv6
-//     literals are bracketed; any HTTP response counts as an answer.
+//   - httping: "HEAD / HTTP/1.1" to port 80, the Host header bracketing
+//     IPv6 literals; any HTTP status line counts as an answer (an error
+//     status too, as for httping). With httping_ssl, a TLS ClientHello to
+//     port 443; a ServerHello or a TLS alert counts as an answer: the
+//     target's TLS stack answered through the interface, which is all
+//     httping's verdict depends on (it does not verify certificates); the
+//     key exchange and the request inside TLS are saved (httping.go).
 //   - nping-icmp, nping-tcp, nping-udp, nping-arp: like nping, success only
 //     when every one of the `count` probes was answered. TCP connects to
 //     port 80; an accepted connection or a reset both count as an answer.

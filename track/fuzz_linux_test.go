@@ -3,6 +3,7 @@
 package track
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"net/netip"
@@ -11,7 +12,8 @@ import (
 	"testing/synctest"
 	"time"
 
-	"golang.org/x/net/dns/dnsmessage"
+	"github.com/mdlayher/arp"
+	"golang.org/x/net/bpf"
 )
 
 func echoReplyPacket(v6, raw bool, id, seq uint16) []byte {
@@ -229,51 +231,32 @@ func TestEchoLoopRequestFailed(t *testing.T) {
 	}
 }
 
-func dnsQuery(id uint16, name string) (dnsmessage.Question, []byte) {
-	q := dnsmessage.Question{Name: dnsmessage.MustNewName(name), Type: dnsmessage.TypeNS, Class: dnsmessage.ClassINET}
-	m := dnsmessage.Message{Header: dnsmessage.Header{ID: id, Response: true}, Questions: []dnsmessage.Question{q}}
-	b, _ := m.Pack()
-	return q, b
-}
-
-func TestCheckDNSAnswer(t *testing.T) {
-	q, ok := dnsQuery(5, ".")
-	if got, err := checkDNSAnswer(ok, 5, q); !got || err != nil {
-		t.Errorf("answer: %v %v", got, err)
-	}
-	if _, err := checkDNSAnswer(ok, 6, q); err != errIgnore {
-		t.Errorf("other id: %v", err)
-	}
-	_, upper := dnsQuery(5, "EXAMPLE.org.")
-	qLower, _ := dnsQuery(5, "example.ORG.")
-	if got, err := checkDNSAnswer(upper, 5, qLower); !got || err != nil {
-		t.Errorf("case-insensitive name: %v %v", got, err)
-	}
-	if _, err := checkDNSAnswer([]byte("garbage"), 5, q); err != errIgnore {
-		t.Errorf("garbage: %v", err)
-	}
-}
-
-func FuzzCheckDNSAnswer(f *testing.F) {
-	q, b := dnsQuery(5, ".")
-	f.Add(b)
-	f.Add([]byte{0, 5, 0x80, 0})
-	f.Fuzz(func(t *testing.T, b []byte) {
-		ok, err := checkDNSAnswer(b, 5, q)
-		if ok && err != nil {
-			t.Fatalf("ok with error %v", err)
-		}
-	})
-}
-
 func FuzzARPReply(f *testing.F) {
 	// A reply from 10.0.1.1 (Ethernet/IPv4, 28 bytes).
 	f.Add([]byte{0, 1, 8, 0, 6, 4, 0, 2, 2, 0, 0, 0, 0, 1, 10, 0, 1, 1, 2, 0, 0, 0, 0, 2, 10, 0, 1, 2})
 	f.Add([]byte{0, 1, 8, 0, 255, 4, 0, 2})
 	dst := netip.MustParseAddr("10.0.1.1")
 	f.Fuzz(func(t *testing.T, b []byte) {
-		_ = isARPReplyFrom(b, dst)
+		// The same verdict as mdlayher/arp's decoder, used before.
+		var p arp.Packet
+		want := p.UnmarshalBinary(b) == nil && p.Operation == arp.OperationReply && p.SenderIP == dst
+		if got := isARPReplyFrom(b, dst); got != want {
+			t.Fatalf("isARPReplyFrom(%x) = %v, mdlayher/arp says %v", b, got, want)
+		}
 	})
+}
+
+// TestARPRequest checks the request against mdlayher/arp's encoder.
+func TestARPRequest(t *testing.T) {
+	hw := [6]byte{2, 0, 0, 0, 0, 1}
+	src, dst := netip.MustParseAddr("10.0.1.2"), netip.MustParseAddr("10.0.1.1")
+	p, err := arp.NewPacket(arp.OperationRequest, hw[:], src, broadcastHW, dst)
+	mustOK(t, err)
+	want, err := p.MarshalBinary()
+	mustOK(t, err)
+	if got := arpRequest(hw, src, dst); !bytes.Equal(got, want) {
+		t.Errorf("request %x, want %x", got, want)
+	}
 }
 
 func TestARPReply(t *testing.T) {
@@ -288,5 +271,60 @@ func TestARPReply(t *testing.T) {
 	req[7] = 1
 	if isARPReplyFrom(req, netip.MustParseAddr("10.0.1.1")) {
 		t.Error("request accepted as a reply")
+	}
+}
+
+// TestEchoFilter runs the raw socket filter in x/net's BPF interpreter:
+// echo replies with our identifier and ICMP errors pass, the rest (other
+// identifiers, echo requests, other types) is dropped; IPv4 with and
+// without IP options.
+func TestEchoFilter(t *testing.T) {
+	const id = 0x1234
+	icmp := func(typ byte, ident uint16) []byte {
+		return []byte{typ, 0, 0, 0, byte(ident >> 8), byte(ident), 0, 1}
+	}
+	ip4 := func(optWords int, payload []byte) []byte {
+		h := make([]byte, 20+4*optWords)
+		h[0] = 0x45 + byte(optWords)
+		return append(h, payload...)
+	}
+	tests := []struct {
+		name string
+		v6   bool
+		pkt  []byte
+		pass bool
+	}{
+		{"v4 reply to us", false, ip4(0, icmp(icmpv4EchoReply, id)), true},
+		{"v4 reply to us after IP options", false, ip4(2, icmp(icmpv4EchoReply, id)), true},
+		{"v4 reply to another", false, ip4(0, icmp(icmpv4EchoReply, id+1)), false},
+		{"v4 echo request", false, ip4(0, icmp(8, id)), false},
+		{"v4 unreachable", false, ip4(0, icmp(icmpv4Unreachable, 0)), true},
+		{"v4 time exceeded", false, ip4(1, icmp(icmpv4TimeExceed, 0)), true},
+		{"v4 parameter problem", false, ip4(0, icmp(icmpv4ParamProb, 0)), true},
+		{"v4 redirect", false, ip4(0, icmp(5, id)), false},
+		{"v6 reply to us", true, icmp(icmpv6EchoReply, id), true},
+		{"v6 reply to another", true, icmp(icmpv6EchoReply, 1), false},
+		{"v6 echo request", true, icmp(128, id), false},
+		{"v6 unreachable", true, icmp(icmpv6Unreachable, 0), true},
+		{"v6 time exceeded", true, icmp(icmpv6TimeExceed, 0), true},
+		{"v6 parameter problem", true, icmp(icmpv6ParamProb, 0), true},
+		{"v6 router advertisement", true, icmp(134, id), false},
+	}
+	vm := map[bool]*bpf.VM{}
+	for _, v6 := range []bool{false, true} {
+		var prog []bpf.Instruction
+		for _, ins := range echoFilter(v6, id) {
+			prog = append(prog, bpf.RawInstruction{Op: ins.Code, Jt: ins.Jt, Jf: ins.Jf, K: ins.K}.Disassemble())
+		}
+		m, err := bpf.NewVM(prog)
+		mustOK(t, err)
+		vm[v6] = m
+	}
+	for _, tc := range tests {
+		n, err := vm[tc.v6].Run(tc.pkt)
+		mustOK(t, err)
+		if pass := n > 0; pass != tc.pass {
+			t.Errorf("%s: kept %d bytes, want pass %v", tc.name, n, tc.pass)
+		}
 	}
 }

@@ -4,12 +4,12 @@ package track
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"net"
 	"net/netip"
 	"time"
 
-	"github.com/mdlayher/arp"
 	"golang.org/x/sys/unix"
 )
 
@@ -70,20 +70,16 @@ func (pr *nativeProber) newARPEcho(dst netip.Addr) (*arpEcho, error) {
 		if !ok || ll.Halen != 6 {
 			return fmt.Errorf("device %s has no Ethernet address", pr.b.Device)
 		}
-		hw := net.HardwareAddr(append([]byte(nil), ll.Addr[:6]...))
 		src := pr.src
 		if !src.IsValid() {
 			if src, err = deviceIPv4(fd, pr.b.Device); err != nil {
 				return err
 			}
 		}
-		pkt, err := arp.NewPacket(arp.OperationRequest, hw, src, broadcastHW, dst)
-		if err != nil {
-			return fmt.Errorf("build request: %w", err)
+		if !src.Is4() {
+			return fmt.Errorf("build request: source address %s is not IPv4", src)
 		}
-		if e.out, err = pkt.MarshalBinary(); err != nil {
-			return fmt.Errorf("build request: %w", err)
-		}
+		e.out = arpRequest([6]byte(ll.Addr[:6]), src, dst)
 		e.to = &unix.SockaddrLinklayer{Protocol: htons(ethPARP), Ifindex: idx, Halen: 6}
 		copy(e.to.Addr[:], broadcastHW)
 		return nil
@@ -126,11 +122,42 @@ func (e *arpEcho) recv(deadline time.Time) (int, time.Time, error) {
 	return -1, at, nil
 }
 
-// isARPReplyFrom reports whether b is an ARP reply sent by dst.
+// ARP over Ethernet for IPv4 (RFC 826): hardware type, protocol type,
+// address lengths and operation, then sender and target addresses. Coded
+// here: mdlayher/arp, with the Ethernet and packet socket packages it
+// brings, added 12 KB to the binary.
+const (
+	arpHeaderLen  = 8
+	arpHwEthernet = 1
+	arpProtoIPv4  = 0x0800
+	arpOpRequest  = 1
+	arpOpReply    = 2
+)
+
+// arpRequest asks who has dst, from hw and src, sent to the broadcast
+// address as arping does.
+func arpRequest(hw [6]byte, src, dst netip.Addr) []byte {
+	b := make([]byte, 0, arpHeaderLen+2*(6+4))
+	b = binary.BigEndian.AppendUint16(b, arpHwEthernet)
+	b = binary.BigEndian.AppendUint16(b, arpProtoIPv4)
+	b = append(b, 6, 4)
+	b = binary.BigEndian.AppendUint16(b, arpOpRequest)
+	b = append(b, hw[:]...)
+	b = append(b, src.AsSlice()...)
+	b = append(b, broadcastHW...)
+	return append(b, dst.AsSlice()...)
+}
+
+// isARPReplyFrom reports whether b is an ARP reply sent by dst (IPv4),
+// whatever the hardware address length.
 func isARPReplyFrom(b []byte, dst netip.Addr) bool {
-	var p arp.Packet
-	if err := p.UnmarshalBinary(b); err != nil {
+	if len(b) < arpHeaderLen || b[5] != 4 || binary.BigEndian.Uint16(b[6:]) != arpOpReply {
 		return false
 	}
-	return p.Operation == arp.OperationReply && p.SenderIP == dst
+	hlen := int(b[4])
+	if len(b) < arpHeaderLen+2*hlen+2*4 {
+		return false
+	}
+	spa := b[arpHeaderLen+hlen : arpHeaderLen+hlen+4]
+	return netip.AddrFrom4([4]byte(spa)) == dst
 }

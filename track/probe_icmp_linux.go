@@ -4,10 +4,10 @@ package track
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"os"
@@ -15,7 +15,6 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 )
 
@@ -99,9 +98,7 @@ func (c *icmpConn) open() error {
 	if c.v6 {
 		proto = unix.IPPROTO_ICMPV6
 	}
-	var idb [2]byte
-	_, _ = rand.Read(idb[:])
-	c.id = binary.BigEndian.Uint16(idb[:])
+	c.id = uint16(rand.Uint32())
 	c.raw = true
 	s, err := c.pr.open(unix.SOCK_RAW, proto)
 	if errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES) {
@@ -301,46 +298,53 @@ func (e *icmpProbe) release() {
 }
 
 // attachEchoFilter lets only echo replies with our identifier and ICMP
-// errors (which parseEchoError checks) reach a raw socket. IPv4 raw
-// sockets see the IP header (variable length), IPv6 ones start at the
-// ICMPv6 header.
+// errors (which parseEchoError checks) reach a raw socket.
 func attachEchoFilter(fd int, v6 bool, id uint16) error {
-	reply, errs := uint32(icmpv4EchoReply), [3]uint32{icmpv4Unreachable, icmpv4TimeExceed, icmpv4ParamProb}
-	loadType := []bpf.Instruction{
-		bpf.LoadMemShift{Off: 0},
-		bpf.LoadIndirect{Off: 0, Size: 1},
-	}
-	loadID := bpf.Instruction(bpf.LoadIndirect{Off: 4, Size: 2})
-	if v6 {
-		reply, errs = icmpv6EchoReply, [3]uint32{icmpv6Unreachable, icmpv6TimeExceed, icmpv6ParamProb}
-		loadType = []bpf.Instruction{bpf.LoadAbsolute{Off: 0, Size: 1}}
-		loadID = bpf.LoadAbsolute{Off: 4, Size: 2}
-	}
-	prog := append(loadType,
-		bpf.JumpIf{Cond: bpf.JumpEqual, Val: reply, SkipTrue: 5},
-		bpf.JumpIf{Cond: bpf.JumpEqual, Val: errs[0], SkipTrue: 3},
-		bpf.JumpIf{Cond: bpf.JumpEqual, Val: errs[1], SkipTrue: 2},
-		bpf.JumpIf{Cond: bpf.JumpEqual, Val: errs[2], SkipTrue: 1},
-		bpf.RetConstant{Val: 0},
-		bpf.RetConstant{Val: 0xffff}, // an error
-		loadID,                       // a reply
-		bpf.JumpIf{Cond: bpf.JumpEqual, Val: uint32(id), SkipTrue: 1},
-		bpf.RetConstant{Val: 0},
-		bpf.RetConstant{Val: 0xffff},
-	)
-	raw, err := bpf.Assemble(prog)
-	if err != nil {
-		return fmt.Errorf("assemble echo filter: %w", err)
-	}
-	filter := make([]unix.SockFilter, len(raw))
-	for i, r := range raw {
-		filter[i] = unix.SockFilter{Code: r.Op, Jt: r.Jt, Jf: r.Jf, K: r.K}
-	}
+	filter := echoFilter(v6, id)
 	fprog := unix.SockFprog{Len: uint16(len(filter)), Filter: &filter[0]}
 	if err := unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &fprog); err != nil {
 		return fmt.Errorf("attach echo filter: %w", err)
 	}
 	return nil
+}
+
+// echoFilter is the classic BPF program of attachEchoFilter. IPv4 raw
+// sockets see the IP header (variable length), IPv6 ones start at the
+// ICMPv6 header. Written as raw instructions: x/net/bpf's assembler adds
+// 20 KB to the binary for these twelve.
+func echoFilter(v6 bool, id uint16) []unix.SockFilter {
+	stmt := func(code uint16, k uint32) unix.SockFilter { return unix.SockFilter{Code: code, K: k} }
+	jeq := func(k uint32, skip uint8) unix.SockFilter {
+		return unix.SockFilter{Code: unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K, Jt: skip, K: k}
+	}
+	const (
+		drop   = 0
+		accept = 0xffff
+		ret    = unix.BPF_RET | unix.BPF_K
+	)
+	reply, errs := uint32(icmpv4EchoReply), [3]uint32{icmpv4Unreachable, icmpv4TimeExceed, icmpv4ParamProb}
+	prog := []unix.SockFilter{
+		stmt(unix.BPF_LDX|unix.BPF_B|unix.BPF_MSH, 0), // X = IP header length
+		stmt(unix.BPF_LD|unix.BPF_B|unix.BPF_IND, 0),  // A = ICMP type
+	}
+	loadID := stmt(unix.BPF_LD|unix.BPF_H|unix.BPF_IND, 4)
+	if v6 {
+		reply, errs = icmpv6EchoReply, [3]uint32{icmpv6Unreachable, icmpv6TimeExceed, icmpv6ParamProb}
+		prog = []unix.SockFilter{stmt(unix.BPF_LD|unix.BPF_B|unix.BPF_ABS, 0)}
+		loadID = stmt(unix.BPF_LD|unix.BPF_H|unix.BPF_ABS, 4)
+	}
+	return append(prog,
+		jeq(reply, 5),
+		jeq(errs[0], 3),
+		jeq(errs[1], 2),
+		jeq(errs[2], 1),
+		stmt(ret, drop),
+		stmt(ret, accept), // an error
+		loadID,            // a reply
+		jeq(uint32(id), 1),
+		stmt(ret, drop),
+		stmt(ret, accept),
+	)
 }
 
 // parseEchoReply returns the sequence number of an echo reply to us, or

@@ -3,7 +3,9 @@
 package track
 
 import (
+	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -203,15 +205,19 @@ func TestProbeSourceSeen(t *testing.T) {
 	for i, w := range tb.WANs {
 		pr, err := n.NewProber(probeParams(MethodHTTPing, IPv4), wanBinding(w, IPv4))
 		mustOK(t, err)
-		np := pr.(*nativeProber)
-		url := httpURL(tb.HTTP4.String(), false)
-		req, _ := http.NewRequestWithContext(withDialAddr(t.Context(), netip.AddrPortFrom(tb.HTTP4, 80).String()), http.MethodGet, url, nil)
-		resp, err := np.http.client.Do(req)
+		// The probe's own socket, with a GET: the server's body is the
+		// address it saw.
+		c, err := pr.(*nativeProber).dial(t.Context(), unix.SOCK_STREAM, netip.AddrPortFrom(tb.HTTP4, 80), time.Now().Add(5*time.Second))
 		mustOK(t, err)
-		buf := make([]byte, 100)
-		k, _ := resp.Body.Read(buf)
-		resp.Body.Close()
-		ap, err := netip.ParseAddrPort(strings.TrimSpace(string(buf[:k])))
+		closeProber(pr)
+		_, err = io.WriteString(c, "GET / HTTP/1.1\r\nHost: "+httpHost(tb.HTTP4.String())+"\r\nConnection: close\r\n\r\n")
+		mustOK(t, err)
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		mustOK(t, err)
+		body, err := io.ReadAll(io.LimitReader(resp.Body, 100))
+		c.Close()
+		mustOK(t, err)
+		ap, err := netip.ParseAddrPort(strings.TrimSpace(string(body)))
 		mustOK(t, err)
 		if got, ok := tb.WANBySource(ap.Addr()); !ok || got != i {
 			t.Errorf("probe bound to %s left through WAN %d (%s)", w.Dev, got, ap)
@@ -235,25 +241,30 @@ func TestProbeBadInputNS(t *testing.T) {
 	startDNS(t, ns, "127.0.0.1:53", "garbage")
 	startDNS(t, ns, "127.0.0.2:53", "garbage+ok")
 	startDNS(t, ns, "127.0.0.3:53", "refused")
-	garbageHTTP, err := ns.Listen("tcp", "127.0.0.1:80")
-	mustOK(t, err)
-	t.Cleanup(func() { garbageHTTP.Close() })
-	go func() {
-		for {
-			c, err := garbageHTTP.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
-				buf := make([]byte, 4096)
-				_, _ = c.Read(buf) // the request: answering before it is "unsolicited"
-				_, _ = c.Write([]byte("SSH-2.0-not-http\r\n\r\n"))
-				_, _ = io.Copy(io.Discard, c) // until the client gives up
-			}()
+	// Garbage to HTTP and TLS probes: an SSH banner after the request
+	// (answering before it would be "unsolicited").
+	garbage := func(c net.Conn) {
+		buf := make([]byte, 4096)
+		_, _ = c.Read(buf)
+		_, _ = c.Write([]byte("SSH-2.0-not-http\r\n\r\n"))
+		_, _ = io.Copy(io.Discard, c) // until the client gives up
+	}
+	serveTCP(t, ns, "127.0.0.1:80", garbage)
+	serveTCP(t, ns, "127.0.0.1:443", garbage)
+	// A server that reads the request and hangs up without an answer.
+	serveTCP(t, ns, "127.0.0.4:80", func(c net.Conn) { _, _ = c.Read(make([]byte, 4096)) })
+	serveTCP(t, ns, "127.0.0.4:443", func(c net.Conn) { _, _ = c.Read(make([]byte, 4096)) })
+	// TLS servers: one with a certificate (ServerHello), one without (an
+	// alert); the handshake is driven by the first read.
+	handshake := func(cfg *tls.Config) func(net.Conn) {
+		return func(c net.Conn) {
+			tc := tls.Server(c, cfg)
+			_ = tc.Handshake()
+			_, _ = io.Copy(io.Discard, c)
 		}
-	}()
+	}
+	serveTCP(t, ns, "127.0.0.2:443", handshake(&tls.Config{Certificates: []tls.Certificate{selfSigned(t)}}))
+	serveTCP(t, ns, "127.0.0.3:443", handshake(&tls.Config{}))
 	goodHTTP, err := ns.Listen("tcp", "127.0.0.2:80")
 	mustOK(t, err)
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(404) }),
@@ -281,6 +292,8 @@ func TestProbeBadInputNS(t *testing.T) {
 		{"DNS refused", MethodNslookup, IPv4, lob, "127.0.0.3", false, "RCodeRefused"},
 		{"HTTP garbage", MethodHTTPing, IPv4, lob, "127.0.0.1", false, "malformed HTTP"},
 		{"HTTP 404 is an answer", MethodHTTPing, IPv4, lob, "127.0.0.2", true, ""},
+		{"HTTP hang-up without an answer", MethodHTTPing, IPv4, lob, "127.0.0.4", false, "closed before an answer"},
+		{"HTTP port closed", MethodHTTPing, IPv4, lob, "127.0.0.3", false, "connection refused"},
 		{"TCP reset is an answer", MethodNpingTCP, IPv4, lob, "127.0.0.3", true, ""},
 		{"UDP port unreachable is an answer", MethodNpingUDP, IPv4, lob, "127.0.0.1", true, ""},
 		{"device that does not exist", MethodPing, IPv4, Binding{Device: "nosuchdev"}, "127.0.0.1", false, "no such device"},
@@ -290,6 +303,31 @@ func TestProbeBadInputNS(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			res := probeOnce(t, n, probeParams(tc.method, tc.family), tc.bind, tc.target)
 			if ok := success(tc.method, res); ok != tc.ok {
+				t.Errorf("success %v (sent %d received %d err %v), want %v", ok, res.Sent, res.Received, res.Err, tc.ok)
+			}
+			if tc.errHas != "" && (res.Err == nil || !strings.Contains(res.Err.Error(), tc.errHas)) {
+				t.Errorf("error %v, want it to mention %q", res.Err, tc.errHas)
+			}
+		})
+	}
+
+	tlsCases := []struct {
+		name, target string
+		ok           bool
+		errHas       string
+	}{
+		{"TLS ServerHello is an answer", "127.0.0.2", true, ""},
+		{"TLS alert is an answer", "127.0.0.3", true, ""},
+		{"TLS garbage", "127.0.0.1", false, "malformed TLS"},
+		{"TLS hang-up without an answer", "127.0.0.4", false, "closed before an answer"},
+	}
+	for _, tc := range tlsCases {
+		t.Run(tc.name, func(t *testing.T) {
+			p := probeParams(MethodHTTPing, IPv4)
+			p.HTTPSSL = true
+			p.Count = 2
+			res := probeOnce(t, n, p, lob, tc.target)
+			if ok := success(MethodHTTPing, res); ok != tc.ok || (tc.ok && res.Received != 2) {
 				t.Errorf("success %v (sent %d received %d err %v), want %v", ok, res.Sent, res.Received, res.Err, tc.ok)
 			}
 			if tc.errHas != "" && (res.Err == nil || !strings.Contains(res.Err.Error(), tc.errHas)) {
@@ -528,6 +566,29 @@ func TestQualityTestbed(t *testing.T) {
 		}
 		mustOK(t, tb.SetLatency(0, 0))
 	})
+}
+
+// serveTCP accepts connections on addr in ns and hands each to handle (in
+// a goroutine of its own, the connection closed after it) until the test
+// ends.
+func serveTCP(t *testing.T, ns *testbed.NS, addr string, handle func(net.Conn)) {
+	t.Helper()
+	l, err := ns.Listen("tcp", addr)
+	mustOK(t, err)
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+				handle(c)
+			}()
+		}
+	}()
 }
 
 func netnsHandle(ns *testbed.NS) netns.NsHandle { return netns.NsHandle(ns.NetNSFd()) }

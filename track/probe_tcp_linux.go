@@ -4,12 +4,9 @@ package track
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"net/netip"
 
 	"golang.org/x/sys/unix"
@@ -46,81 +43,59 @@ func (pr *nativeProber) tcpProbe(ctx context.Context, dst netip.AddrPort) Result
 	})
 }
 
-// httpProber is httping: HEAD / per probe on a new connection; any HTTP
-// response is an answer and its latency is the time from the connection
-// attempt to the response header.
-type httpProber struct {
-	client *http.Client
-}
-
-func (pr *nativeProber) initHTTP() {
-	tr := &http.Transport{
-		DialContext: func(ctx context.Context, network, address string) (net.Conn, error) {
-			if a, ok := ctx.Value(dialAddrKey{}).(string); ok {
-				address = a
-			}
-			ap, err := netip.ParseAddrPort(address)
-			if err != nil {
-				return nil, fmt.Errorf("dial %s: %w", address, err)
-			}
-			return pr.dial(ctx, unix.SOCK_STREAM, ap, deadlineOf(ctx, pr.p.Timeout))
-		},
-		DisableKeepAlives:  true,
-		DisableCompression: true,
-		// A reachability probe like httping: the certificate is not
-		// checked (targets are usually IP addresses).
-		TLSClientConfig:        &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // reachability probe
-		MaxResponseHeaderBytes: 64 << 10,
-		Proxy:                  nil,
-	}
-	pr.http.client = &http.Client{
-		Transport: tr,
-		CheckRedirect: func(*http.Request, []*http.Request) error {
-			return http.ErrUseLastResponse
-		},
-	}
-}
-
-// httpURL is the URL httping is given for target, with IPv6 literals in
-// brackets (spec §10.22 REC).
-func httpURL(target string, ssl bool) string {
-	scheme := "http://"
-	if ssl {
-		scheme = "https://"
-	}
-	if a, err := netip.ParseAddr(target); err == nil && a.Is6() {
-		return scheme + "[" + target + "]/"
-	}
-	return scheme + target + "/"
-}
-
+// httpProbe is httping: per probe a new connection to port 80 (443 with
+// httping_ssl) of the resolved address, one request and the start of the
+// answer (httping.go); its latency is the time from the connection attempt
+// to the answer.
 func (pr *nativeProber) httpProbe(ctx context.Context, target string, dst netip.Addr) Result {
-	url := httpURL(target, pr.p.HTTPSSL)
-	port := uint16(80)
+	port, check := uint16(80), httpStatus
 	if pr.p.HTTPSSL {
-		port = 443
+		port, check = 443, tlsAnswer
 	}
-	// The request goes to the resolved address (host names are resolved
-	// through the interface, above); the URL keeps the name for Host and SNI.
-	addr := netip.AddrPortFrom(dst, port).String()
-	return attempts(ctx, "httping "+url, pr.p.Count, pr.p.Timeout, func(ctx context.Context) error {
-		req, err := http.NewRequestWithContext(withDialAddr(ctx, addr), http.MethodHead, url, nil)
-		if err != nil {
-			return fmt.Errorf("request: %w", err)
+	dstPort := netip.AddrPortFrom(dst, port)
+	return attempts(ctx, "httping "+httpURL(target, pr.p.HTTPSSL), pr.p.Count, pr.p.Timeout, func(ctx context.Context) error {
+		var req []byte
+		if pr.p.HTTPSSL {
+			req = tlsClientHelloRecord(newHelloParams(target))
+		} else {
+			req = httpRequest(target)
 		}
-		resp, err := pr.http.client.Do(req)
-		if err != nil {
-			return err
-		}
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4096))
-		resp.Body.Close()
-		return nil
+		return pr.exchange(ctx, dstPort, req, check)
 	})
 }
 
-type dialAddrKey struct{}
-
-// withDialAddr makes the transport dial addr whatever the URL's host is.
-func withDialAddr(ctx context.Context, addr string) context.Context {
-	return context.WithValue(ctx, dialAddrKey{}, addr)
+// exchange connects to dst, sends req and reads until check says the
+// answer is complete or wrong.
+func (pr *nativeProber) exchange(ctx context.Context, dst netip.AddrPort, req []byte, check func([]byte) (bool, error)) error {
+	deadline := deadlineOf(ctx, pr.p.Timeout)
+	c, err := pr.dial(ctx, unix.SOCK_STREAM, dst, deadline)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	stop := context.AfterFunc(ctx, func() { c.Close() })
+	defer stop()
+	if err := c.SetDeadline(deadline); err != nil {
+		return fmt.Errorf("set deadline: %w", err)
+	}
+	if _, err := c.Write(req); err != nil {
+		return ctxErr(ctx, "send", err)
+	}
+	var buf [maxStatusLine]byte
+	n := 0
+	for {
+		k, rerr := c.Read(buf[n:])
+		n += k
+		done, err := check(buf[:n])
+		switch {
+		case err != nil:
+			return err
+		case done:
+			return nil
+		case errors.Is(rerr, io.EOF):
+			return errors.New("receive: connection closed before an answer")
+		case rerr != nil:
+			return ctxErr(ctx, "receive", rerr)
+		}
+	}
 }

@@ -4,14 +4,12 @@ package track
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/netip"
 	"time"
 
-	"golang.org/x/net/dns/dnsmessage"
 	"golang.org/x/sys/unix"
 )
 
@@ -88,24 +86,17 @@ func (e *udpEcho) recv(deadline time.Time) (int, time.Time, error) {
 // dnsProbe sends one query (legacy's nslookup: one look-up; count does not
 // apply) for the NS records of Params.DNSName to the server dst.
 func (pr *nativeProber) dnsProbe(ctx context.Context, dst netip.AddrPort) Result {
-	name, err := dnsmessage.NewName(fqdn(pr.p.DNSName))
+	qname, err := dnsName(pr.p.DNSName)
 	if err != nil {
 		return Result{Err: fmt.Errorf("nslookup: query name %q: %w", pr.p.DNSName, err)}
 	}
 	op := "nslookup " + pr.p.DNSName + " " + dst.Addr().String()
 	return attempts(ctx, op, 1, pr.p.Timeout, func(ctx context.Context) error {
-		return pr.dnsQuery(ctx, dst, name)
+		return pr.dnsQuery(ctx, dst, qname)
 	})
 }
 
-func fqdn(n string) string {
-	if n == "" || n[len(n)-1] != '.' {
-		return n + "."
-	}
-	return n
-}
-
-func (pr *nativeProber) dnsQuery(ctx context.Context, dst netip.AddrPort, name dnsmessage.Name) error {
+func (pr *nativeProber) dnsQuery(ctx context.Context, dst netip.AddrPort, qname []byte) error {
 	s, err := pr.connected(unix.SOCK_DGRAM, dst)
 	if err != nil {
 		return err
@@ -113,22 +104,10 @@ func (pr *nativeProber) dnsQuery(ctx context.Context, dst netip.AddrPort, name d
 	defer s.close()
 	stop := s.closeOnDone(ctx)
 	defer stop()
-	var idb [2]byte
-	_, _ = rand.Read(idb[:])
-	id := binary.BigEndian.Uint16(idb[:])
-	q := dnsmessage.Question{Name: name, Type: dnsmessage.TypeNS, Class: dnsmessage.ClassINET}
-	b := dnsmessage.NewBuilder(make([]byte, 0, 64), dnsmessage.Header{ID: id, RecursionDesired: true})
-	if err := b.StartQuestions(); err != nil {
-		return fmt.Errorf("build query: %w", err)
-	}
-	if err := b.Question(q); err != nil {
-		return fmt.Errorf("build query: %w", err)
-	}
-	msg, err := b.Finish()
-	if err != nil {
-		return fmt.Errorf("build query: %w", err)
-	}
-	if err := s.sendto(msg, nil); err != nil {
+	// math/rand/v2's generator is seeded by the kernel and not predictable
+	// from outside, which is all a query ID needs.
+	id := uint16(rand.Uint32())
+	if err := s.sendto(newDNSQuery(id, qname), nil); err != nil {
 		return ctxErr(ctx, "send query", err)
 	}
 	deadline, _ := ctx.Deadline()
@@ -138,7 +117,7 @@ func (pr *nativeProber) dnsQuery(ctx context.Context, dst netip.AddrPort, name d
 		if err != nil {
 			return ctxErr(ctx, "read answer", err)
 		}
-		ok, err := checkDNSAnswer(in[:n], id, q)
+		ok, err := checkDNSAnswer(in[:n], id, qname)
 		if errors.Is(err, errIgnore) {
 			continue
 		}
@@ -147,43 +126,4 @@ func (pr *nativeProber) dnsQuery(ctx context.Context, dst netip.AddrPort, name d
 		}
 		return nil
 	}
-}
-
-// checkDNSAnswer decides on a datagram received for query (id, q): true
-// for an answer with RCODE NOERROR or NXDOMAIN; false with the reason for
-// another RCODE; errIgnore for anything that is not an answer to it.
-func checkDNSAnswer(b []byte, id uint16, q dnsmessage.Question) (bool, error) {
-	var p dnsmessage.Parser
-	h, err := p.Start(b)
-	if err != nil || !h.Response || h.ID != id {
-		return false, errIgnore
-	}
-	got, err := p.Question()
-	if err != nil || got.Type != q.Type || got.Class != q.Class || !equalFoldName(got.Name, q.Name) {
-		return false, errIgnore
-	}
-	switch h.RCode {
-	case dnsmessage.RCodeSuccess, dnsmessage.RCodeNameError:
-		return true, nil
-	}
-	return false, fmt.Errorf("server answered %v", h.RCode)
-}
-
-func equalFoldName(a, b dnsmessage.Name) bool {
-	if a.Length != b.Length {
-		return false
-	}
-	for i := range int(a.Length) {
-		x, y := a.Data[i], b.Data[i]
-		if 'A' <= x && x <= 'Z' {
-			x += 'a' - 'A'
-		}
-		if 'A' <= y && y <= 'Z' {
-			y += 'a' - 'A'
-		}
-		if x != y {
-			return false
-		}
-	}
-	return true
 }

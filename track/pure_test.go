@@ -521,8 +521,10 @@ func itoa(i int) string { return strconv.Itoa(i) }
 
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
-// TestImports checks that no probe can fork (no os/exec) and that the
-// package imports no other package of the project (only daemon does).
+// TestImports checks that no probe can fork (no os/exec), that the
+// package imports no other package of the project (only daemon does) and
+// that its code stays clear of net/http and crypto (each adds megabytes to
+// the router's binary; httping.go speaks the little it needs itself).
 func TestImports(t *testing.T) {
 	files, err := filepath.Glob("*.go")
 	mustOK(t, err)
@@ -533,7 +535,7 @@ func TestImports(t *testing.T) {
 		test := strings.HasSuffix(name, "_test.go")
 		for _, imp := range f.Imports {
 			path := strings.Trim(imp.Path.Value, `"`)
-			if path == "os/exec" {
+			if path == "os/exec" || (!test && (path == "net/http" || path == "crypto" || strings.HasPrefix(path, "crypto/"))) {
 				t.Errorf("%s imports %s", name, path)
 			}
 			if strings.HasPrefix(path, "github.com/mwan3d/mwan3d/") && !(test && (path == "github.com/mwan3d/mwan3d/internal/testbed" || path == "github.com/mwan3d/mwan3d/internal/golden")) {

@@ -50,9 +50,6 @@ func (n Native) NewProber(p Params, b Binding) (Prober, error) {
 		pr.icmp = newICMPConn(pr, 0, defaultNpingTTL)
 	}
 	pr.resolver = &net.Resolver{PreferGo: true, StrictErrors: true, Dial: pr.dialResolver}
-	if p.method() == MethodHTTPing {
-		pr.initHTTP()
-	}
 	return pr, nil
 }
 
@@ -63,16 +60,12 @@ type nativeProber struct {
 	b        Binding
 	src      netip.Addr
 	resolver *net.Resolver
-	http     httpProber
 	icmp     *icmpConn // ping, nping-icmp
 }
 
 // Close closes the prober's persistent socket (ping) and waits for its
 // reader; probes in flight fail.
 func (pr *nativeProber) Close() error {
-	if pr.http.client != nil {
-		pr.http.client.CloseIdleConnections()
-	}
 	if pr.icmp != nil {
 		return pr.icmp.Close()
 	}

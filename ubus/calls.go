@@ -114,6 +114,17 @@ func (c *Conn) invoke(ctx context.Context, op string, id uint32, method string, 
 // no DATA the table is empty. If ubusd reports the cached id unknown, the
 // path is looked up again and the call retried once: the object was
 // re-registered with a new id.
+//
+// A call answered with an error status returns a *StatusError and, when
+// the object sent DATA before its status (a daemon explaining why it
+// refused, such as {"error": "..."}), that data merged as above; the table
+// is nil when there was none:
+//
+//	data, err := c.Call(ctx, "mwan3", "ifup", args)
+//	if err != nil {
+//		msg, _ := data.GetString("error") // "" when the object sent none
+//		...
+//	}
 func (c *Conn) Call(ctx context.Context, path, method string, args any) (Table, error) {
 	op := fmt.Sprintf("call %q %q", path, method)
 	for attempt := 0; ; attempt++ {
@@ -136,7 +147,10 @@ func (c *Conn) Call(ctx context.Context, path, method string, args any) (Table, 
 			continue
 		}
 		if err != nil {
-			return nil, err
+			if len(tables) == 0 {
+				return nil, err
+			}
+			return merge(tables), err
 		}
 		return merge(tables), nil
 	}

@@ -58,7 +58,7 @@ type Conn struct {
 	subscribers []*Subscriber
 	byID        map[uint32]any // object id → *Object, *Listener or *Subscriber
 	ids         map[string]uint32
-	watcher     *Listener // ubus.object.add watcher for lost subscription targets
+	watcher     *Listener // ubus.object.add/remove: subscription targets, taken paths
 }
 
 type options struct {
@@ -293,14 +293,16 @@ func (c *Conn) restore() {
 	listeners := append([]*Listener(nil), c.listeners...)
 	subscribers := append([]*Subscriber(nil), c.subscribers...)
 	c.mu.Unlock()
-	for _, o := range objects {
-		if err := c.addObject(ctx, o); err != nil {
-			c.opt.log.Error("ubus: cannot register object again", "object", o.Name, "err", err)
-		}
-	}
+	// Listeners first: the Conn's own watch of ubusd's object events is
+	// one, and objects that cannot be registered wait for it.
 	for _, l := range listeners {
 		if err := l.register(ctx); err != nil {
 			c.opt.log.Error("ubus: cannot register event listener again", "patterns", l.patterns, "err", err)
+		}
+	}
+	for _, o := range objects {
+		if err := c.addObject(ctx, o); err != nil && (o.Name == "" || !c.awaitPath(ctx, o)) {
+			c.opt.log.Error("ubus: cannot register object again", "object", o.Name, "err", err)
 		}
 	}
 	for _, s := range subscribers {
@@ -518,7 +520,7 @@ func (c *Conn) send(ctx context.Context, op string, typ MsgType, peer uint32, bo
 // readLoop is the only reader of a session. It classifies frames by type
 // and never runs user code or waits for it.
 func (c *Conn) readLoop(s *session) {
-	br := bufio.NewReaderSize(s.nc, 64<<10)
+	br := bufio.NewReaderSize(s.nc, 16<<10)
 	var err error
 	for {
 		var m *Message
@@ -618,10 +620,17 @@ func be32(b []byte) uint32 {
 
 // statusFrame builds the STATUS answering an invocation.
 func statusFrame(seq uint16, peer, obj uint32, st Status) []byte {
-	f := blob.Frame(uint8(MsgStatus), seq, peer)
+	return appendStatus(make([]byte, 0, 28), seq, peer, obj, st)
+}
+
+// appendStatus appends the STATUS answering an invocation to b.
+func appendStatus(b []byte, seq uint16, peer, obj uint32, st Status) []byte {
+	start := len(b)
+	f := blob.AppendFrame(b, uint8(MsgStatus), seq, peer)
 	f = blob.AppendU32(f, uint8(AttrStatus), uint32(st))
 	f = blob.AppendU32(f, uint8(AttrObjID), obj)
-	return blob.Finish(f)
+	blob.Finish(f[start:])
+	return f
 }
 
 // invoked dispatches an INVOKE: a method call on one of our objects, an

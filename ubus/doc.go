@@ -18,6 +18,13 @@
 // event and notification handlers run in order on one goroutine per listener
 // or subscriber.
 //
+// Beyond libubus, for daemons: an object whose path is taken, or that is
+// added while ubusd is away, is kept and registered as soon as it can be
+// ([Conn.AddObject]); [Conn.Watch] subscribes to an object that may not
+// exist yet and follows it; [Object.BadArgs] explains arguments that do not
+// fit a typed policy; [Conn.Call] returns the data an object sent with an
+// error status; [Encoded] replies are encoded once and sent many times.
+//
 // The wire format is described in the project's ubus protocol specification;
 // the package reproduces the behaviour of libubus, checked against recordings
 // of the real ubusd, libubus and ubus CLI.

@@ -51,6 +51,9 @@ var errTooDeep = errors.New("ubus: tables and arrays nested too deeply")
 // when there is none; `ubus:"-"` skips a field and `ubus:"name,omitempty"`
 // leaves out zero values. Unexported fields are ignored and embedded structs
 // without a tag are inlined.
+//
+// An [Encoded] value is copied as it is: as v, it is the members; as a
+// member's value, it is that table's members.
 func AppendTable(b []byte, v any) ([]byte, error) {
 	e := encoder{b: b}
 	if err := e.members(v, 0); err != nil {
@@ -59,8 +62,25 @@ func AppendTable(b []byte, v any) ([]byte, error) {
 	return e.b, nil
 }
 
+// Encoded is a table already encoded by [AppendTable]: the members of a
+// blobmsg table, without a header. [AppendTable] and [Request.Reply] copy
+// it without looking into it, so it must come from AppendTable (or
+// [Message] data checked by [DecodeTable]). A reply that changes rarely is
+// encoded once and sent many times this way, or assembled from encoded
+// parts.
+type Encoded []byte
+
 type encoder struct {
 	b []byte
+}
+
+// raw copies encoded members.
+func (e *encoder) raw(v Encoded) error {
+	if len(v) > blob.MaxLen {
+		return fmt.Errorf("ubus: encoded table of %d bytes is too long", len(v))
+	}
+	e.b = append(e.b, v...)
+	return nil
 }
 
 // members encodes the members of a table-like value.
@@ -68,6 +88,8 @@ func (e *encoder) members(v any, depth int) error {
 	switch v := v.(type) {
 	case nil:
 		return nil
+	case Encoded:
+		return e.raw(v)
 	case Table:
 		for _, f := range v {
 			if err := e.value(f.Name, f.Value, depth); err != nil {
@@ -176,7 +198,7 @@ func (e *encoder) value(name string, val any, depth int) error {
 		return e.str(name, v)
 	case json.Number:
 		return e.number(name, string(v))
-	case Table:
+	case Table, Encoded:
 		return e.table(name, val, depth) // val: no boxing again
 	case []any:
 		off, err := e.open(name, depth)
@@ -212,7 +234,7 @@ func (e *encoder) reflectValue(name string, rv reflect.Value, depth int) error {
 	}
 	if rv.CanInterface() {
 		switch x := rv.Interface().(type) {
-		case Table, []any, map[string]any, json.Number, Field:
+		case Table, []any, map[string]any, json.Number, Field, Encoded:
 			return e.value(name, x, depth)
 		case encoding.TextMarshaler:
 			if rv.Kind() != reflect.Pointer || !rv.IsNil() {

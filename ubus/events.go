@@ -31,12 +31,12 @@ func (c *Conn) Listen(ctx context.Context, pattern string, h EventHandler) (*Lis
 		return nil, err
 	}
 	defer c.unlockReg()
-	return c.listen(ctx, pattern, h)
+	return c.listen(ctx, h, pattern)
 }
 
 // listen creates a listener; called with the registration lock held.
-func (c *Conn) listen(ctx context.Context, pattern string, h EventHandler) (*Listener, error) {
-	l := &Listener{c: c, h: h, patterns: []string{pattern}, w: newWorker(c, queueLen)}
+func (c *Conn) listen(ctx context.Context, h EventHandler, patterns ...string) (*Listener, error) {
+	l := &Listener{c: c, h: h, patterns: patterns, w: newWorker(c, queueLen)}
 	if err := l.register(ctx); err != nil {
 		l.w.stop()
 		l.drop(ctx)

@@ -27,6 +27,13 @@ type Object struct {
 	// first subscriber (true) or loses its last (false). Calls are made
 	// in order, on a goroutine of the Conn.
 	SubscribersChanged func(active bool)
+	// BadArgs, if set, answers the calls whose arguments do not fit their
+	// method's policy, in place of the method's handler and like one (on
+	// a goroutine of its own): it may Reply with an explanation, e.g.
+	// {"error": err.Error()}. The call ends with the status of the error
+	// it returns, StatusInvalidArgument when it returns nil. Without it
+	// such calls are answered StatusInvalidArgument with no data.
+	BadArgs func(req *Request, err *ArgError) error
 
 	conn   atomic.Pointer[Conn] // set while added
 	id     atomic.Uint32        // 0 while not registered
@@ -36,14 +43,74 @@ type Object struct {
 // Method is one method of an [Object].
 type Method struct {
 	Name string
-	// Policy lists the arguments, in signature order. Before the handler
-	// runs, an argument present with an incompatible type, or a required
-	// argument that is missing, is answered with StatusInvalidArgument, as
+	// Policy lists the arguments, in signature order; `ubus -v list`
+	// shows their types. Before the handler runs, an argument present
+	// with an incompatible type, or a required argument that is missing,
+	// is answered with StatusInvalidArgument (see Object.BadArgs), as
 	// libubus's policy parsing makes handlers do. Integer types are
 	// compatible with one another (JSON clients send large numbers as
-	// int64, booleans as int8), and a double accepts integers too.
+	// int64, booleans as int8), a double accepts integers too, and
+	// TypeUnspec accepts anything.
 	Policy  []Arg
 	Handler Handler
+}
+
+// ArgError tells which argument of a call does not fit its method's
+// policy.
+type ArgError struct {
+	Method  string
+	Arg     string
+	Want    Type // the policy's type
+	Got     Type // the type received (when not Missing)
+	Missing bool // a required argument is absent
+}
+
+// Error says what is wrong in words meant for the caller.
+func (e *ArgError) Error() string {
+	if e.Missing {
+		return fmt.Sprintf("argument %q is required", e.Arg)
+	}
+	return fmt.Sprintf("argument %q must be %s, not %s", e.Arg, typeWords(e.Want), e.Got)
+}
+
+// typeWords names what a policy type accepts.
+func typeWords(t Type) string {
+	switch t {
+	case TypeString:
+		return "a string"
+	case TypeTable:
+		return "a table"
+	case TypeArray:
+		return "an array"
+	case TypeDouble:
+		return "a number"
+	case TypeInt8:
+		return "a boolean or an integer"
+	}
+	return "an integer"
+}
+
+// valueType is the blobmsg type of a decoded value.
+func valueType(v any) Type {
+	switch v.(type) {
+	case nil:
+		return TypeUnspec
+	case []any:
+		return TypeArray
+	case Table:
+		return TypeTable
+	case string:
+		return TypeString
+	case int64:
+		return TypeInt64
+	case int32:
+		return TypeInt32
+	case int16:
+		return TypeInt16
+	case int8:
+		return TypeInt8
+	}
+	return TypeDouble
 }
 
 // Arg is one argument of a method's policy.
@@ -81,28 +148,62 @@ type Request struct {
 	mu       sync.Mutex
 	deferred bool
 	done     bool
+	// held is the last DATA frame, not written yet: it goes out with the
+	// next one or with the STATUS, in one write.
+	held *[]byte
 }
 
-// Reply sends one DATA answer with data encoded by [AppendTable]. It may be
-// called several times before the call completes.
+// Reply sends one DATA answer with data encoded by [AppendTable]; data may
+// be [Encoded] (a reply encoded once and sent many times). It may be
+// called several times before the call completes. The last answer is
+// written together with the call's STATUS (callers see nothing before the
+// STATUS anyway), so that a call costs one write; an error writing it is
+// then reported by Complete.
 func (r *Request) Reply(data any) error {
-	d, err := AppendTable(nil, data)
+	bp := framePool.Get().(*[]byte)
+	f := blob.AppendFrame((*bp)[:0], uint8(MsgData), r.seq, r.peer)
+	f = blob.AppendU32(f, uint8(AttrObjID), r.objID)
+	f, off := blob.Begin(f)
+	f, err := AppendTable(f, data)
+	*bp = f
+	if err == nil && len(f)-off > blob.MaxLen {
+		err = fmt.Errorf("%w (%d bytes)", ErrTooLarge, len(f)-off)
+	}
+	if err == nil {
+		*bp = blob.Finish(blob.End(f, off, uint8(AttrData), false))
+		// ubusd would disconnect us for an answer over the limit.
+		err = checkSize(*bp)
+	}
 	if err != nil {
+		putFrame(bp)
 		return err
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.done {
+		putFrame(bp)
 		return errors.New("ubus: reply to a completed request")
 	}
-	f := blob.Frame(uint8(MsgData), r.seq, r.peer)
-	f = blob.AppendU32(f, uint8(AttrObjID), r.objID)
-	f = blob.Finish(blob.AppendAttr(f, uint8(AttrData), d))
-	if err := checkSize(f); err != nil {
-		// ubusd would disconnect us for an answer over the limit.
-		return err
+	prev := r.held
+	r.held = bp
+	if prev == nil {
+		return nil
 	}
-	return r.write(f)
+	defer putFrame(prev)
+	return r.write(*prev) // written before it returns: the buffer is free again
+}
+
+// framePool holds the buffers replies are built in.
+var framePool = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
+
+// maxPooledFrame bounds the buffers kept for reuse.
+const maxPooledFrame = 64 << 10
+
+func putFrame(bp *[]byte) {
+	if cap(*bp) <= maxPooledFrame {
+		*bp = (*bp)[:0]
+		framePool.Put(bp)
+	}
 }
 
 // Defer marks the request as answered later: the handler's return value is
@@ -122,10 +223,19 @@ func (r *Request) Complete(err error) error {
 		return nil
 	}
 	r.done = true
-	if r.noReply {
-		return nil
+	held := r.held
+	r.held = nil
+	if held == nil {
+		if r.noReply {
+			return nil
+		}
+		return r.write(statusFrame(r.seq, r.peer, r.objID, StatusOf(err)))
 	}
-	return r.write(statusFrame(r.seq, r.peer, r.objID, StatusOf(err)))
+	defer putFrame(held)
+	if !r.noReply {
+		*held = appendStatus(*held, r.seq, r.peer, r.objID, StatusOf(err))
+	}
+	return r.write(*held)
 }
 
 func (r *Request) write(f []byte) error {
@@ -139,8 +249,15 @@ func (r *Request) write(f []byte) error {
 
 // AddObject publishes obj on the bus, with a signature built from its
 // methods' policies. Its id is obj.ID(); after a reconnection the object is
-// published again with a new id. It fails while the Conn is disconnected,
-// and with StatusInvalidArgument when the path is taken.
+// published again with a new id.
+//
+// When ubusd refuses the object (StatusInvalidArgument: its path is taken,
+// for instance by a previous provider) or the Conn is disconnected,
+// AddObject returns the error but keeps the object: it stays added to the
+// Conn with ID 0 and is published as soon as its path is free again
+// (ubusd's ubus.object.remove event) and after every reconnection, until
+// RemoveObject. Only an invalid object, one added already, or a ctx that
+// ends before the attempt leaves it out.
 func (c *Conn) AddObject(ctx context.Context, obj *Object) error {
 	seen := map[string]bool{}
 	for _, m := range obj.Methods {
@@ -161,14 +278,59 @@ func (c *Conn) AddObject(ctx context.Context, obj *Object) error {
 	if !obj.conn.CompareAndSwap(nil, c) {
 		return fmt.Errorf("ubus: object %q is already added", obj.Name)
 	}
-	if err := c.addObject(ctx, obj); err != nil {
-		obj.conn.Store(nil)
-		return err
-	}
 	c.mu.Lock()
 	c.objects = append(c.objects, obj)
 	c.mu.Unlock()
-	return nil
+	err := c.addObject(ctx, obj)
+	if err != nil && obj.Name != "" && c.awaitPath(ctx, obj) {
+		return nil
+	}
+	return err
+}
+
+// awaitPath makes sure a named object that could not be registered is
+// registered once its path is free: it watches ubus.object.remove, then
+// tries once more in case the path was freed before the watch started;
+// true when that try registered it. Called with the registration lock
+// held.
+func (c *Conn) awaitPath(ctx context.Context, obj *Object) bool {
+	if err := c.ensureWatcher(ctx); err != nil {
+		c.opt.log.Debug("ubus: cannot watch for object removals", "err", err)
+		return false
+	}
+	return c.addObject(ctx, obj) == nil
+}
+
+// retryObjects registers the added objects with this path that have no
+// id yet. Called with the registration lock held.
+func (c *Conn) retryObjects(ctx context.Context, path string) {
+	c.mu.Lock()
+	var todo []*Object
+	for _, o := range c.objects {
+		if o.id.Load() == 0 && o.Name == path {
+			todo = append(todo, o)
+		}
+	}
+	c.mu.Unlock()
+	for _, o := range todo {
+		if err := c.addObject(ctx, o); err != nil {
+			c.opt.log.Debug("ubus: object still not registered", "object", o.Name, "err", err)
+			continue
+		}
+		c.opt.log.Info("ubus: object registered", "object", o.Name)
+	}
+}
+
+// pendingObject reports whether an added object with this path has no id.
+func (c *Conn) pendingObject(path string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, o := range c.objects {
+		if o.Name == path && o.id.Load() == 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // addObject sends ADD_OBJECT for obj and records its id.
@@ -343,9 +505,22 @@ func (c *Conn) call(s *session, obj *Object, id uint32, m *Message) {
 		return
 	}
 	args, err := DecodeTable(data)
-	if err != nil || !meth.accepts(args) {
+	if err != nil {
 		fail(StatusInvalidArgument)
 		return
+	}
+	handler := meth.Handler
+	if aerr := meth.check(args); aerr != nil {
+		if obj.BadArgs == nil {
+			fail(StatusInvalidArgument)
+			return
+		}
+		handler = func(_ context.Context, req *Request) error {
+			if err := obj.BadArgs(req, aerr); err != nil {
+				return err
+			}
+			return StatusInvalidArgument
+		}
 	}
 	nr, _ := m.GetU8(AttrNoReply)
 	req := &Request{Object: obj, Method: name, Args: args, conn: c, sess: s, seq: m.Seq, peer: m.Peer, objID: id, noReply: nr != 0}
@@ -360,7 +535,7 @@ func (c *Conn) call(s *session, obj *Object, id uint32, m *Message) {
 	}
 	c.wg.Go(func() {
 		defer func() { <-c.hsem }()
-		err := meth.Handler(c.ctx, req)
+		err := handler(c.ctx, req)
 		req.mu.Lock()
 		deferred := req.deferred
 		req.mu.Unlock()
@@ -372,24 +547,34 @@ func (c *Conn) call(s *session, obj *Object, id uint32, m *Message) {
 	})
 }
 
-// accepts checks args against the method's policy.
-func (m *Method) accepts(args Table) bool {
+// check checks args against the method's policy: nil when they fit, else
+// the first argument that does not. Of several arguments with the same
+// name one that fits is enough.
+func (m *Method) check(args Table) *ArgError {
 	for _, a := range m.Policy {
-		found, present := false, false
+		var bad *ArgError
+		found := false
 		for _, f := range args {
-			if f.Name == a.Name {
-				present = true
-				if compatible(a.Type, f.Value) {
-					found = true
-					break
-				}
+			if f.Name != a.Name {
+				continue
+			}
+			if compatible(a.Type, f.Value) {
+				found = true
+				break
+			}
+			if bad == nil {
+				bad = &ArgError{Method: m.Name, Arg: a.Name, Want: a.Type, Got: valueType(f.Value)}
 			}
 		}
-		if !found && (present || a.Required) {
-			return false
+		switch {
+		case found:
+		case bad != nil:
+			return bad
+		case a.Required:
+			return &ArgError{Method: m.Name, Arg: a.Name, Want: a.Type, Missing: true}
 		}
 	}
-	return true
+	return nil
 }
 
 func compatible(t Type, v any) bool {

@@ -25,8 +25,10 @@ type Subscriber struct {
 	c       *Conn
 	h       NotifyHandler
 	w       *worker
-	id      uint32    // guarded by c.mu
-	targets []*target // guarded by c.mu
+	watch   bool              // made by Watch: follows its targets always
+	onSub   func(path string) // Watch's subscribed callback
+	id      uint32            // guarded by c.mu
+	targets []*target         // guarded by c.mu
 }
 
 type target struct {
@@ -35,8 +37,9 @@ type target struct {
 }
 
 // Subscribe creates a Subscriber and subscribes it to the object at path,
-// which must exist (StatusNotFound otherwise). Use Subscriber.Add for more
-// objects. A Conn cannot subscribe to its own objects.
+// which must exist (StatusNotFound otherwise, as with ubusd; see Watch for
+// objects that may come later). Use Subscriber.Add for more objects. A
+// Conn cannot subscribe to its own objects.
 func (c *Conn) Subscribe(ctx context.Context, path string, h NotifyHandler) (*Subscriber, error) {
 	if err := c.lockReg(ctx); err != nil {
 		return nil, err
@@ -57,6 +60,46 @@ func (c *Conn) Subscribe(ctx context.Context, path string, h NotifyHandler) (*Su
 	s.targets = append(s.targets, t)
 	c.subscribers = append(c.subscribers, s)
 	c.mu.Unlock()
+	return s, nil
+}
+
+// Watch subscribes to the object at path like Subscribe, but the object
+// need not exist yet: the Subscriber then subscribes as soon as ubusd
+// announces it (ubus.object.add), and it follows the object through
+// restarts and reconnections even on a Conn with WithoutResubscribe.
+// Real ubusd only subscribes to existing objects; this is libubus's "auto
+// subscribe" done by the Conn.
+//
+// subscribed, if not nil, is called every time the subscription to path
+// is made (at once when the object exists, when it appears or comes back,
+// after a reconnection to ubusd), on the subscriber's goroutine, in order
+// with the notifications. A client that reads the object's state there
+// (netifd's dump) misses no change: notifications of later changes are
+// delivered after it. Watch fails only when the subscriber cannot be
+// created, or the object exists and refuses the subscription (it is one of
+// this Conn's own objects).
+func (c *Conn) Watch(ctx context.Context, path string, h NotifyHandler, subscribed func(path string)) (*Subscriber, error) {
+	if err := c.lockReg(ctx); err != nil {
+		return nil, err
+	}
+	defer c.unlockReg()
+	s := &Subscriber{c: c, h: h, w: newWorker(c, queueLen), watch: true, onSub: subscribed}
+	if err := s.create(ctx); err != nil {
+		s.w.stop()
+		return nil, err
+	}
+	c.mu.Lock()
+	s.targets = append(s.targets, &target{path: path})
+	c.subscribers = append(c.subscribers, s)
+	c.mu.Unlock()
+	if err := c.followTargets(ctx); err != nil {
+		s.w.stop()
+		c.mu.Lock()
+		c.subscribers = slices.DeleteFunc(c.subscribers, func(x *Subscriber) bool { return x == s })
+		c.mu.Unlock()
+		s.drop(ctx)
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -87,6 +130,10 @@ func (s *Subscriber) subscribe(ctx context.Context, t *target) error {
 	c.mu.Lock()
 	t.id = tid
 	c.mu.Unlock()
+	if s.onSub != nil {
+		path := t.path
+		s.w.post("subscribed "+path, func() { s.onSub(path) })
+	}
 	return nil
 }
 
@@ -180,14 +227,19 @@ func (c *Conn) targetGone(m *Message) {
 	c.mu.Lock()
 	lost := false
 	if s, ok := c.byID[sid].(*Subscriber); ok {
+		follow := s.watch || !c.opt.noFollow
 		for _, t := range s.targets {
 			if t.id == tid {
-				t.id, lost = 0, true
+				t.id, lost = 0, follow
 			}
+		}
+		if !follow {
+			// The subscription ended, as in libubus.
+			s.targets = slices.DeleteFunc(s.targets, func(t *target) bool { return t.id == 0 })
 		}
 	}
 	c.mu.Unlock()
-	if lost && !c.opt.noFollow {
+	if lost {
 		c.maint.post("follow subscription targets", func() {
 			ctx, cancel := context.WithTimeout(c.ctx, c.opt.timeout)
 			defer cancel()
@@ -219,32 +271,14 @@ func (c *Conn) followTargets(ctx context.Context) error {
 			}
 		}
 	}
-	watching := c.watcher != nil
 	c.mu.Unlock()
 	if len(todo) == 0 {
 		return nil
 	}
-	if !watching {
-		// Watch before looking up, so that an object added in between is
-		// not missed.
-		w, err := c.listen(ctx, "ubus.object.add", func(_ string, data Table) {
-			if path, ok := data.GetString("path"); ok && c.waitingFor(path) {
-				c.maint.post("resubscribe "+path, func() {
-					ctx, cancel := context.WithTimeout(c.ctx, c.opt.timeout)
-					defer cancel()
-					if c.lockReg(ctx) == nil {
-						c.followTargets(ctx)
-						c.unlockReg()
-					}
-				})
-			}
-		})
-		if err != nil {
-			return err
-		}
-		c.mu.Lock()
-		c.watcher = w
-		c.mu.Unlock()
+	// Watch before looking up, so that an object added in between is not
+	// missed.
+	if err := c.ensureWatcher(ctx); err != nil {
+		return err
 	}
 	var firstErr error
 	for _, m := range todo {
@@ -253,6 +287,57 @@ func (c *Conn) followTargets(ctx context.Context) error {
 		}
 	}
 	return firstErr
+}
+
+// ensureWatcher starts the Conn's watch of ubusd's ubus.object.add and
+// ubus.object.remove events, once: objects that appear are subscribed to
+// by the subscribers waiting for them, objects that go away free their
+// path for our objects that could not be registered. Called with the
+// registration lock held.
+func (c *Conn) ensureWatcher(ctx context.Context) error {
+	c.mu.Lock()
+	watching := c.watcher != nil
+	c.mu.Unlock()
+	if watching {
+		return nil
+	}
+	w, err := c.listen(ctx, c.objectEvent, "ubus.object.add", "ubus.object.remove")
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.watcher = w
+	c.mu.Unlock()
+	return nil
+}
+
+// objectEvent handles ubusd's ubus.object.add and ubus.object.remove.
+func (c *Conn) objectEvent(event string, data Table) {
+	path, ok := data.GetString("path")
+	if !ok {
+		return
+	}
+	var work func(context.Context)
+	switch {
+	case event == "ubus.object.add" && c.waitingFor(path):
+		work = func(ctx context.Context) {
+			if err := c.followTargets(ctx); err != nil {
+				c.opt.log.Warn("ubus: cannot follow subscription targets", "err", err)
+			}
+		}
+	case event == "ubus.object.remove" && c.pendingObject(path):
+		work = func(ctx context.Context) { c.retryObjects(ctx, path) }
+	default:
+		return
+	}
+	c.maint.post(event+" "+path, func() {
+		ctx, cancel := context.WithTimeout(c.ctx, c.opt.timeout)
+		defer cancel()
+		if c.lockReg(ctx) == nil {
+			work(ctx)
+			c.unlockReg()
+		}
+	})
 }
 
 // waitingFor reports whether a subscription target with this path is

@@ -21,6 +21,7 @@
 package ubustest
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -306,8 +307,10 @@ func (b *Broker) allocID(used func(uint32) bool) uint32 {
 func (b *Broker) readLoop(c *client) {
 	defer b.disconnect(c)
 	var hdr [ubus.HeaderLen + blob.HeaderLen]byte
+	// Buffered: several frames sent in one write are read in one call.
+	r := bufio.NewReaderSize(c.conn, 16<<10)
 	for {
-		if _, err := io.ReadFull(c.conn, hdr[:]); err != nil {
+		if _, err := io.ReadFull(r, hdr[:]); err != nil {
 			return
 		}
 		l := int(uint32(hdr[9])<<16 | uint32(hdr[10])<<8 | uint32(hdr[11]))
@@ -317,7 +320,7 @@ func (b *Broker) readLoop(c *client) {
 		}
 		frame := make([]byte, ubus.HeaderLen+l)
 		copy(frame, hdr[:])
-		if _, err := io.ReadFull(c.conn, frame[len(hdr):]); err != nil {
+		if _, err := io.ReadFull(r, frame[len(hdr):]); err != nil {
 			return
 		}
 		b.mu.Lock()
@@ -361,13 +364,13 @@ func (b *Broker) writeLoop(c *client) {
 			c.qmu.Unlock()
 			return
 		}
-		f := c.queue[0]
-		c.queue[0] = nil
-		c.queue = c.queue[1:]
+		// Everything queued goes out in one write (writev).
+		frames := net.Buffers(c.queue)
+		c.queue = nil
 		c.qmu.Unlock()
-		_, err := c.conn.Write(f)
+		n, err := frames.WriteTo(c.conn)
 		c.qmu.Lock()
-		c.qbytes -= len(f)
+		c.qbytes -= int(n)
 		c.qcond.Broadcast()
 		c.qmu.Unlock()
 		if err != nil {

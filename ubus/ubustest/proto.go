@@ -419,9 +419,10 @@ func (b *Broker) response(c *client, m *ubus.Message, frame []byte) {
 	if dst == nil {
 		return
 	}
-	out := slices.Clone(frame)
-	binary.BigEndian.PutUint32(out[4:], id)
-	b.send(dst, out)
+	// The frame is ours (readLoop reads each into a buffer of its own,
+	// and monitors got copies): relay it in place.
+	binary.BigEndian.PutUint32(frame[4:], id)
+	b.send(dst, frame)
 }
 
 // target returns the TARGET attribute (no size check in ubusd beyond the

@@ -247,10 +247,14 @@ const frameHeaderLen = 8
 // reserved body header, to be completed by Finish once the body attributes
 // are appended.
 func Frame(typ uint8, seq uint16, peer uint32) []byte {
-	f := make([]byte, 0, 64)
-	f = append(f, 0, typ, byte(seq>>8), byte(seq))
-	f = binary.BigEndian.AppendUint32(f, peer)
-	return append(f, 0, 0, 0, 0)
+	return AppendFrame(make([]byte, 0, 64), typ, seq, peer)
+}
+
+// AppendFrame is Frame appending to b (normally b[:0] of a reused buffer).
+func AppendFrame(b []byte, typ uint8, seq uint16, peer uint32) []byte {
+	b = append(b, 0, typ, byte(seq>>8), byte(seq))
+	b = binary.BigEndian.AppendUint32(b, peer)
+	return append(b, 0, 0, 0, 0)
 }
 
 // Finish writes the body length of a frame started by Frame.
