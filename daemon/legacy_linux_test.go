@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	ibed "github.com/mwan3d/mwan3d/internal/bed"
 	"github.com/mwan3d/mwan3d/internal/testbed"
 )
 
@@ -174,5 +175,47 @@ func TestLegacySweepKernel(t *testing.T) {
 	}
 	if out := nsOut(t, clean, "ip -4 rule show"); !strings.Contains(out, "1500:") {
 		t.Errorf("sweep without legacy state removed a rule:\n%s", out)
+	}
+}
+
+// TestBedLegacySweep starts `mwan3d run` on a router that still has legacy
+// mwan3's iptables chains, ipsets and ip rules: they are gone, logged,
+// before the daemon's first apply (the bed runs it with -v, which logs the
+// applies).
+func TestBedLegacySweep(t *testing.T) {
+	cfg := "config interface 'wan'\n\toption enabled '1'\n\nconfig member 'wan_m'\n\toption interface 'wan'\n\n" +
+		"config policy 'wan_only'\n\tlist use_member 'wan_m'\n\nconfig rule 'all'\n\toption dest_ip '0.0.0.0/0'\n\toption use_policy 'wan_only'\n"
+	bd := ibed.New(t, ibed.Options{WANs: 1, Config: cfg})
+	r := bd.TB.Router
+	nsTools(t, r) // skips without the programs
+	nsRun(t, r,
+		"ipset create mwan3_connected_v4 hash:net",
+		"iptables -w -t mangle -N mwan3_hook",
+		"iptables -w -t mangle -A mwan3_hook -m set --match-set mwan3_connected_v4 dst -j RETURN",
+		"iptables -w -t mangle -A PREROUTING -j mwan3_hook",
+		"ip -4 rule add pref 1999 lookup 100",
+	)
+	if err := bd.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	logs := bd.Logs()
+	sweep := strings.Index(logs, `msg="removed legacy mwan3 iptables mangle chains" component=mwan3-init chains=1 jumps=1`)
+	applied := strings.Index(logs, `msg="nft plan applied"`)
+	if sweep < 0 || applied < 0 || sweep > applied {
+		t.Errorf("sweep at %d, first apply at %d:\n%s", sweep, applied, logs)
+	}
+	for _, want := range []string{`msg="removed legacy mwan3 ipsets" component=mwan3-init sets=1`, `rules=1`} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("logs lack %s:\n%s", want, logs)
+		}
+	}
+	if out := nsOut(t, r, "iptables -w -t mangle -S"); strings.Contains(out, "mwan3") {
+		t.Errorf("legacy chains left:\n%s", out)
+	}
+	if out := nsOut(t, r, "ipset list -n"); strings.Contains(out, "mwan3") {
+		t.Errorf("legacy sets left:\n%s", out)
+	}
+	if out := nsOut(t, r, "ip -4 rule show"); strings.Contains(out, "1999:") || !strings.Contains(out, "2001:") {
+		t.Errorf("rules:\n%s", out)
 	}
 }
