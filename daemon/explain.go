@@ -150,7 +150,7 @@ func ruleMatches(r *nft.UserRule, f Flow, sets SetLookup) (bool, string) {
 	if specific && int(proto) != f.Proto {
 		return false, ""
 	}
-	if !addrMatches(r.SrcIP, f.Src) || !addrMatches(r.DestIP, f.Dst) {
+	if !r.SrcMatches(f.Src) || !r.DestMatches(f.Dst) {
 		return false, ""
 	}
 	if specific && (proto == 6 || proto == 17) {
@@ -172,13 +172,6 @@ func ruleMatches(r *nft.UserRule, f Flow, sets SetLookup) (bool, string) {
 		return in, ""
 	}
 	return true, ""
-}
-
-func addrMatches(ps []netip.Prefix, a netip.Addr) bool {
-	if len(ps) == 0 {
-		return true
-	}
-	return a.IsValid() && inPrefixes(ps, a)
 }
 
 func inPrefixes(ps []netip.Prefix, a netip.Addr) bool {

@@ -161,3 +161,27 @@ func FuzzParseFlow(f *testing.F) {
 		}
 	})
 }
+
+// TestExplainMaskedAddress: a rule with a non-contiguous mask (dest_ip
+// 198.51.100.1/255.255.255.1, the odd addresses) matches as rendered.
+func TestExplainMaskedAddress(t *testing.T) {
+	in, _ := explainModel(t, map[string]bool{"wan": true, "wanb": true})
+	odd := nft.UserRule{Name: "odd", Family: nft.IPv4, UsePolicy: "wan_wanb",
+		DestMasked: []nft.MaskedAddr{{Addr: addr("198.51.100.1"), Mask: addr("255.255.255.1")}}}
+	in.Rules = append([]nft.UserRule{odd}, in.Rules...)
+	plan, err := nft.Render(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct{ dst, want string }{
+		{"198.51.100.1", "rule odd wan_wanb balance [wan:100]"},
+		{"198.51.100.3", "rule odd wan_wanb balance [wan:100]"},
+		{"198.51.100.2", "rule default_rule_v4 balanced balance [wan:75 wanb:25]"},
+		{"198.51.100.4", "rule default_rule_v4 balanced balance [wan:75 wanb:25]"},
+	} {
+		f := Flow{Family: nft.IPv4, Dst: addr(tt.dst), Proto: 6, DstPort: 80}
+		if got := explainString(Explain(in, plan, f, nil)); got != tt.want {
+			t.Errorf("Explain(%s) = %q, want %q", tt.dst, got, tt.want)
+		}
+	}
+}

@@ -511,7 +511,11 @@ func (h *harness) flushed() []string {
 
 // active returns the active interfaces of a policy in the plan in force.
 func (h *harness) active(policy string) string {
-	p := h.nft.Current()
+	return activeIn(h.nft.Current(), policy)
+}
+
+// activeIn is active for plan p.
+func activeIn(p *nft.Plan, policy string) string {
 	if p == nil {
 		return "no plan"
 	}

@@ -283,9 +283,12 @@ func (b *Bed) Logs() string {
 }
 
 // Args are the arguments of `mwan3d run` the bed starts the daemon with.
+// `mwan3 use` cgroups are off (`--cgroup=`): cgroups are global, not per
+// namespace, so concurrent beds would share them; a test of `use` passes
+// `--cgroup DIR` of its own in extra (the last one counts).
 func (b *Bed) Args(extra ...string) []string {
 	return append([]string{"run", "-c", b.ConfigPath, "-s", b.Broker.Path(), "--state-dir", b.StateDir,
-		"--hooks-dir", b.HooksDir, "--hotplug-call", b.HotplugCall, "-v"}, extra...)
+		"--hooks-dir", b.HooksDir, "--hotplug-call", b.HotplugCall, "--cgroup=", "-v"}, extra...)
 }
 
 // Start runs `mwan3d run` in the router namespace, its stderr to a log

@@ -14,6 +14,7 @@ import (
 type Fake struct {
 	mu       sync.Mutex
 	current  *nft.Plan
+	first    *nft.Plan
 	applies  int
 	failNext error
 	counters map[string][2]uint64
@@ -32,6 +33,9 @@ func (f *Fake) Apply(p *nft.Plan) error {
 		return err
 	}
 	f.current = p
+	if f.first == nil {
+		f.first = p
+	}
 	f.applies++
 	return nil
 }
@@ -84,6 +88,13 @@ func (f *Fake) Current() *nft.Plan {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.current
+}
+
+// First returns the first plan applied successfully, or nil.
+func (f *Fake) First() *nft.Plan {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.first
 }
 
 // Applies returns how many Apply calls succeeded.
