@@ -284,17 +284,9 @@ func (d *daemon) handleUse(ctx context.Context, req *ubus.Request) error {
 	if !ok || name == "" {
 		return argError(req, "Expecting interface. Usage: mwan3 use <interface> <command>")
 	}
-	res, err := d.ask(ctx, &request{kind: "use", iface: name})
+	res, err := d.askIface(ctx, req, "use", name)
 	if err != nil {
 		return err
-	}
-	var ie *ifaceError
-	if errors.As(res.err, &ie) {
-		req.Reply(ubus.Table{{Name: "error", Value: ie.msg}})
-		return ie.status
-	}
-	if res.err != nil {
-		return res.err
 	}
 	return req.Reply(res.data)
 }

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	ibed "github.com/mwan3d/mwan3d/internal/bed"
 )
 
 // recorder writes a hook script that appends one line per run to a log:
@@ -16,8 +18,7 @@ func recorder(t testing.TB, dir, name, extra string) (script, log string) {
 	t.Helper()
 	log = filepath.Join(dir, "log")
 	script = filepath.Join(dir, name)
-	body := fmt.Sprintf("#!/bin/sh\n%s\necho \"%s $(env | grep -v '^PWD=\\|^SHLVL=\\|^_=\\|^OLDPWD=' | sort | tr '\\n' ' ')\" >> %s\n", extra, name, log)
-	if err := os.WriteFile(script, []byte(body), 0o755); err != nil {
+	if err := ibed.WriteRecorder(script, log, extra); err != nil {
 		t.Fatal(err)
 	}
 	return script, log

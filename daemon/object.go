@@ -120,17 +120,24 @@ func (d *daemon) handleIface(kind string) ubus.Handler {
 		if name == "" {
 			return argError(req, "Expecting interface. Usage: mwan3 %s <interface>", kind)
 		}
-		res, err := d.ask(ctx, &request{kind: kind, iface: name})
-		if err != nil {
-			return err
-		}
-		var ie *ifaceError
-		if errors.As(res.err, &ie) {
-			req.Reply(ubus.Table{{Name: "error", Value: ie.msg}})
-			return ie.status
-		}
-		return res.err
+		_, err := d.askIface(ctx, req, kind, name)
+		return err
 	}
+}
+
+// askIface asks the loop a request about an interface; an ifaceError is
+// answered with its message and status.
+func (d *daemon) askIface(ctx context.Context, req *ubus.Request, kind, name string) (reqResult, error) {
+	res, err := d.ask(ctx, &request{kind: kind, iface: name})
+	if err != nil {
+		return res, err
+	}
+	var ie *ifaceError
+	if errors.As(res.err, &ie) {
+		req.Reply(ubus.Table{{Name: "error", Value: ie.msg}})
+		return res, ie.status
+	}
+	return res, res.err
 }
 
 // reloadReply is the answer of reload.

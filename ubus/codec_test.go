@@ -224,7 +224,7 @@ func compareItems(got []any, want []bmItem, table bool) error {
 		if w.Name != nil && name != *w.Name {
 			return fmt.Errorf("member %d: name %q, want %q", i, name, *w.Name)
 		}
-		if tt := typeOf(v); int(tt) != w.TypeID {
+		if tt := valueType(v); int(tt) != w.TypeID {
 			return fmt.Errorf("member %q: type %s, want %d", name, tt, w.TypeID)
 		}
 		switch v := v.(type) {
@@ -276,30 +276,6 @@ func sameScalar(v, want any) bool {
 	return ok && err == nil && i == w
 }
 
-func typeOf(v any) Type {
-	switch v.(type) {
-	case nil:
-		return TypeUnspec
-	case []any:
-		return TypeArray
-	case Table:
-		return TypeTable
-	case string:
-		return TypeString
-	case int64:
-		return TypeInt64
-	case int32:
-		return TypeInt32
-	case int16:
-		return TypeInt16
-	case int8:
-		return TypeInt8
-	case float64:
-		return TypeDouble
-	}
-	return 255
-}
-
 func checkSignature(data []byte, w decodedAttr) error {
 	tb, err := DecodeTable(data)
 	if err != nil {
@@ -310,8 +286,8 @@ func checkSignature(data []byte, w decodedAttr) error {
 	}
 	for i, m := range w.Methods {
 		f := tb[i]
-		if f.Name != m.Method || typeOf(f.Value).String() != m.BlobType {
-			return fmt.Errorf("method %d: %q %s, want %q %s", i, f.Name, typeOf(f.Value), m.Method, m.BlobType)
+		if f.Name != m.Method || valueType(f.Value).String() != m.BlobType {
+			return fmt.Errorf("method %d: %q %s, want %q %s", i, f.Name, valueType(f.Value), m.Method, m.BlobType)
 		}
 		args, _ := f.Value.(Table)
 		if len(args) != len(m.Args) {

@@ -76,8 +76,8 @@ func TestAppendTableTypes(t *testing.T) {
 			t.Errorf("%#v: decode: %v", tc.v, err)
 			continue
 		}
-		if typeOf(got[0].Value) != tc.typ || !reflect.DeepEqual(got[0].Value, tc.want) {
-			t.Errorf("%#v encoded as %s %#v, want %s %#v", tc.v, typeOf(got[0].Value), got[0].Value, tc.typ, tc.want)
+		if valueType(got[0].Value) != tc.typ || !reflect.DeepEqual(got[0].Value, tc.want) {
+			t.Errorf("%#v encoded as %s %#v, want %s %#v", tc.v, valueType(got[0].Value), got[0].Value, tc.typ, tc.want)
 		}
 	}
 }
