@@ -157,7 +157,7 @@ func TestDefaultConfig(t *testing.T) {
 }
 
 // daemonMethods are the methods mwan3d registers on the mwan3 ubus object.
-var daemonMethods = []string{"status", "ifup", "ifdown", "reload", "rules", "explain"}
+var daemonMethods = []string{"status", "ifup", "ifdown", "reload", "rules", "explain", "diag", "ruleset", "userrules", "use", "debug"}
 
 func TestRPCDACL(t *testing.T) {
 	type scope struct {
@@ -176,7 +176,7 @@ func TestRPCDACL(t *testing.T) {
 		t.Fatalf("want one described group mwan3d, got %+v", acl)
 	}
 	read, write := group.Read.Ubus["mwan3"], group.Write.Ubus["mwan3"]
-	if want := []string{"status", "rules", "explain"}; !slices.Equal(read, want) {
+	if want := []string{"status", "rules", "explain", "diag", "ruleset", "userrules", "use", "debug"}; !slices.Equal(read, want) {
 		t.Errorf("read mwan3 %q, want %q (status is what LuCI calls)", read, want)
 	}
 	if want := []string{"ifup", "ifdown", "reload"}; !slices.Equal(write, want) {
