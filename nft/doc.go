@@ -10,8 +10,9 @@
 //     Table is an intermediate representation (tables, sets, maps, chains,
 //     rules as plain Go values) whose String is what `nft list table inet
 //     mwan3` prints for it; Dump and WriteDump give the debug file.
-//   - Applier (Linux): translates the IR into google/nftables v0.3.0
-//     expressions in one place and applies a Plan as one Flush. The table
+//   - Applier (Linux): translates the IR into nf_tables netlink messages
+//     in one place (what nft 1.0.6 sends for the same text) and applies a
+//     Plan as one batch, a single kernel transaction. The table
 //     is created once and never deleted while running; chains that change
 //     are flushed and refilled in the same transaction, so sticky entries,
 //     users' ipset elements, the dynamic set and counters survive. Counters

@@ -1,19 +1,14 @@
-//go:build linux
-
 package nft
 
 import (
+	"encoding/binary"
 	"fmt"
 	"net/netip"
 
-	"github.com/google/nftables"
-	"github.com/google/nftables/binaryutil"
-	"github.com/google/nftables/expr"
-	"github.com/google/nftables/userdata"
 	"golang.org/x/sys/unix"
 )
 
-// This file is the one place where IR values become google/nftables
+// This file is the one place where IR values become nf_tables
 // expressions. Every translation produces what nft 1.0.6 generates for the
 // same source text, so `nft list` prints the IR's String.
 
@@ -21,21 +16,22 @@ import (
 // travel in one netlink attribute of at most 64 KiB.
 const maxAnonElements = 500
 
-// setIDs hands out transaction-local set ids. google/nftables v0.3.0
-// allocates ids from an unsynchronised package variable when Set.ID is 0,
-// so every set gets its id here.
+// reg1 is the data register every expression here works in (NFT_REG_1).
+const reg1 = unix.NFT_REG_1
+
+// setIDs hands out transaction-local set ids.
 type setIDs struct{ next uint32 }
 
 func (s *setIDs) id() uint32 { s.next++; return s.next }
 
-// ruleBuilder translates the expressions of one rule. It tracks the
-// protocol dependencies nft inserts implicitly (meta nfproto before an
-// ip/ip6 payload, meta l4proto before a transport payload) so each is
-// emitted once, just before the first expression that needs it.
+// ruleBuilder translates the expressions of one rule into the content of
+// NFTA_RULE_EXPRESSIONS. It tracks the protocol dependencies nft inserts
+// implicitly (meta nfproto before an ip/ip6 payload, meta l4proto before a
+// transport payload) so each is emitted once, just before the first
+// expression that needs it.
 type ruleBuilder struct {
-	table  *nftables.Table
 	ids    *setIDs
-	exprs  []expr.Any
+	w      attrWriter
 	anon   []anonSet // anonymous sets the rule needs, added before it
 	family Family    // network family established so far
 	l4     int       // transport protocol established so far, -1 = none
@@ -43,15 +39,98 @@ type ruleBuilder struct {
 
 // anonSet is an anonymous constant set with its elements.
 type anonSet struct {
-	set   *nftables.Set
-	elems []nftables.SetElement
+	set   *nlSet
+	elems []setElem
 }
 
-func (b *ruleBuilder) add(es ...expr.Any) { b.exprs = append(b.exprs, es...) }
+// expr starts an expression named name; done ends it after its
+// attributes.
+func (b *ruleBuilder) expr(name string) (elem, data int) {
+	elem = b.w.begin(unix.NFTA_LIST_ELEM)
+	b.w.str(unix.NFTA_EXPR_NAME, name)
+	return elem, b.w.begin(unix.NFTA_EXPR_DATA)
+}
 
-func loadMeta(key expr.MetaKey) *expr.Meta { return &expr.Meta{Key: key, Register: 1} }
+func (b *ruleBuilder) done(elem, data int) {
+	b.w.end(data)
+	b.w.end(elem)
+}
 
-func cmpEq(data []byte) *expr.Cmp { return &expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: data} }
+// meta loads key into register 1 or, with set, sets key from it.
+func (b *ruleBuilder) meta(key uint32, set bool) {
+	e, d := b.expr("meta")
+	b.w.u32(unix.NFTA_META_KEY, key)
+	if set {
+		b.w.u32(unix.NFTA_META_SREG, reg1)
+	} else {
+		b.w.u32(unix.NFTA_META_DREG, reg1)
+	}
+	b.done(e, d)
+}
+
+// ctMark loads the conntrack mark into register 1 or, with set, sets it.
+func (b *ruleBuilder) ctMark(set bool) {
+	e, d := b.expr("ct")
+	b.w.u32(unix.NFTA_CT_KEY, unix.NFT_CT_MARK)
+	if set {
+		b.w.u32(unix.NFTA_CT_SREG, reg1)
+	} else {
+		b.w.u32(unix.NFTA_CT_DREG, reg1)
+	}
+	b.done(e, d)
+}
+
+func (b *ruleBuilder) cmp(op uint32, data []byte) {
+	e, d := b.expr("cmp")
+	b.w.u32(unix.NFTA_CMP_SREG, reg1)
+	b.w.u32(unix.NFTA_CMP_OP, op)
+	b.w.value(unix.NFTA_CMP_DATA, data)
+	b.done(e, d)
+}
+
+func (b *ruleBuilder) cmpEq(data []byte) { b.cmp(unix.NFT_CMP_EQ, data) }
+
+func (b *ruleBuilder) payload(base, off, n uint32) {
+	e, d := b.expr("payload")
+	b.w.u32(unix.NFTA_PAYLOAD_DREG, reg1)
+	b.w.u32(unix.NFTA_PAYLOAD_BASE, base)
+	b.w.u32(unix.NFTA_PAYLOAD_OFFSET, off)
+	b.w.u32(unix.NFTA_PAYLOAD_LEN, n)
+	b.done(e, d)
+}
+
+// bitwise computes register 1 = (register 1 & mask) ^ xor.
+func (b *ruleBuilder) bitwise(mask, xor []byte) {
+	e, d := b.expr("bitwise")
+	b.w.u32(unix.NFTA_BITWISE_SREG, reg1)
+	b.w.u32(unix.NFTA_BITWISE_DREG, reg1)
+	b.w.u32(unix.NFTA_BITWISE_LEN, uint32(len(mask)))
+	b.w.value(unix.NFTA_BITWISE_MASK, mask)
+	b.w.value(unix.NFTA_BITWISE_XOR, xor)
+	b.done(e, d)
+}
+
+// lookup matches register 1 against a set, or for vmap jumps to the
+// verdict a map holds for it.
+func (b *ruleBuilder) lookup(s *nlSet, vmap bool) {
+	e, d := b.expr("lookup")
+	b.w.u32(unix.NFTA_LOOKUP_SREG, reg1)
+	if vmap {
+		b.w.u32(unix.NFTA_LOOKUP_DREG, unix.NFT_REG_VERDICT)
+	}
+	b.w.str(unix.NFTA_LOOKUP_SET, s.name)
+	if s.id != 0 {
+		b.w.u32(unix.NFTA_LOOKUP_SET_ID, s.id)
+	}
+	b.done(e, d)
+}
+
+func (b *ruleBuilder) verdict(v nlVerdict) {
+	e, d := b.expr("immediate")
+	b.w.u32(unix.NFTA_IMMEDIATE_DREG, unix.NFT_REG_VERDICT)
+	b.w.verdict(unix.NFTA_IMMEDIATE_DATA, v)
+	b.done(e, d)
+}
 
 func nfprotoValue(f Family) byte {
 	if f == IPv6 {
@@ -65,7 +144,8 @@ func (b *ruleBuilder) needFamily(f Family) {
 	if b.family == f {
 		return
 	}
-	b.add(loadMeta(expr.MetaKeyNFPROTO), cmpEq([]byte{nfprotoValue(f)}))
+	b.meta(unix.NFT_META_NFPROTO, false)
+	b.cmpEq([]byte{nfprotoValue(f)})
 	b.family = f
 }
 
@@ -74,7 +154,8 @@ func (b *ruleBuilder) needL4(p uint8) {
 	if b.l4 == int(p) {
 		return
 	}
-	b.add(loadMeta(expr.MetaKeyL4PROTO), cmpEq([]byte{p}))
+	b.meta(unix.NFT_META_L4PROTO, false)
+	b.cmpEq([]byte{p})
 	b.l4 = int(p)
 }
 
@@ -92,22 +173,24 @@ func addrOffset(f Family, dst bool) (off, n uint32) {
 	return 12, 4
 }
 
-func loadAddr(f Family, dst bool) *expr.Payload {
+// loadAddr loads an address into register 1 and returns its length.
+func (b *ruleBuilder) loadAddr(f Family, dst bool) uint32 {
 	off, n := addrOffset(f, dst)
-	return &expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: n}
+	b.payload(unix.NFT_PAYLOAD_NETWORK_HEADER, off, n)
+	return n
 }
 
 func addrBytes(a netip.Addr) []byte { return a.AsSlice() }
 
 // markBytes is a mark in host byte order, as the kernel keeps marks.
-func markBytes(v uint32) []byte { return binaryutil.NativeEndian.PutUint32(v) }
+func markBytes(v uint32) []byte { return binary.NativeEndian.AppendUint32(nil, v) }
 
-func be16(v uint16) []byte { return binaryutil.BigEndian.PutUint16(v) }
+func be16(v uint16) []byte { return binary.BigEndian.AppendUint16(nil, v) }
 
 // interval is one range of a big-endian interval set key.
 type interval struct {
 	from, to []byte // inclusive
-	verdict  *expr.Verdict
+	verdict  *nlVerdict
 }
 
 // isMax reports whether a big-endian value is all ones.
@@ -146,13 +229,13 @@ func isZero(b []byte) bool {
 // element (flagged) at last+1 unless the next range starts there or the
 // range reaches the maximum, and a leading end element at zero when the
 // first range does not start at zero.
-func intervalElems(ranges []interval) []nftables.SetElement {
-	out := make([]nftables.SetElement, 0, 2*len(ranges)+1)
+func intervalElems(ranges []interval) []setElem {
+	out := make([]setElem, 0, 2*len(ranges)+1)
 	if len(ranges) > 0 && !isZero(ranges[0].from) {
-		out = append(out, nftables.SetElement{Key: make([]byte, len(ranges[0].from)), IntervalEnd: true})
+		out = append(out, setElem{key: make([]byte, len(ranges[0].from)), intervalEnd: true})
 	}
 	for i, r := range ranges {
-		out = append(out, nftables.SetElement{Key: r.from, VerdictData: r.verdict})
+		out = append(out, setElem{key: r.from, verdict: r.verdict})
 		if isMax(r.to) {
 			continue
 		}
@@ -160,7 +243,7 @@ func intervalElems(ranges []interval) []nftables.SetElement {
 		if i+1 < len(ranges) && string(ranges[i+1].from) == string(end) {
 			continue
 		}
-		out = append(out, nftables.SetElement{Key: end, IntervalEnd: true})
+		out = append(out, setElem{key: end, intervalEnd: true})
 	}
 	return out
 }
@@ -173,77 +256,84 @@ func addrIntervals(rs []AddrRange) []interval {
 	return out
 }
 
-// anonymous queues an anonymous constant set and looks the register up in
+// anonymous queues an anonymous constant set and looks register 1 up in
 // it (a verdict map when isMap).
-func (b *ruleBuilder) anonymous(key nftables.SetDatatype, interval, isMap bool, elems []nftables.SetElement) error {
+func (b *ruleBuilder) anonymous(key datatype, interval, isMap bool, elems []setElem) error {
 	if len(elems) > 2*maxAnonElements {
 		return fmt.Errorf("anonymous set with %d elements exceeds %d", len(elems), 2*maxAnonElements)
 	}
-	s := &nftables.Set{
-		Table: b.table, ID: b.ids.id(), Name: "__set%d", Anonymous: true, Constant: true,
-		Interval: interval, KeyType: key,
+	s := &nlSet{name: "__set%d", id: b.ids.id(), flags: unix.NFT_SET_ANONYMOUS | unix.NFT_SET_CONSTANT, key: key,
+		size: uint32(len(elems)), userdata: appendUdataU32(nil, udataSetKeyByteOrder, byteOrderBig)}
+	if interval {
+		s.flags |= unix.NFT_SET_INTERVAL
 	}
-	lookup := &expr.Lookup{SourceRegister: 1, SetID: s.ID, SetName: s.Name}
 	if isMap {
-		s.Name, s.IsMap, s.DataType = "__map%d", true, nftables.TypeVerdict
-		lookup.SetName, lookup.IsDestRegSet = s.Name, true
+		s.name = "__map%d"
+		s.flags |= unix.NFT_SET_MAP
 	}
 	b.anon = append(b.anon, anonSet{s, elems})
-	b.add(lookup)
+	b.lookup(s, isMap)
 	return nil
 }
 
 // matchRanges compares register 1 (big-endian values) with ranges: equal
 // for one value, a gte/lte pair for one range, else an interval set.
-func (b *ruleBuilder) matchRanges(key nftables.SetDatatype, rs []interval) error {
+func (b *ruleBuilder) matchRanges(key datatype, rs []interval) error {
 	switch {
 	case len(rs) == 1 && string(rs[0].from) == string(rs[0].to):
-		b.add(cmpEq(rs[0].from))
+		b.cmpEq(rs[0].from)
 	case len(rs) == 1:
-		b.add(&expr.Cmp{Op: expr.CmpOpGte, Register: 1, Data: rs[0].from},
-			&expr.Cmp{Op: expr.CmpOpLte, Register: 1, Data: rs[0].to})
+		b.cmp(unix.NFT_CMP_GTE, rs[0].from)
+		b.cmp(unix.NFT_CMP_LTE, rs[0].to)
 	default:
 		return b.anonymous(key, true, false, intervalElems(rs))
 	}
 	return nil
 }
 
-func addrType(f Family) nftables.SetDatatype {
+func addrType(f Family) datatype {
 	if f == IPv6 {
-		return nftables.TypeIP6Addr
+		return typeIP6Addr
 	}
-	return nftables.TypeIPAddr
+	return typeIPAddr
 }
 
 func (b *ruleBuilder) setMark(ct bool, mask, value uint32) {
-	bitwise := &expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: markBytes(^mask), Xor: markBytes(value)}
 	if ct {
-		b.add(&expr.Ct{Key: expr.CtKeyMARK, Register: 1}, bitwise, &expr.Ct{Key: expr.CtKeyMARK, Register: 1, SourceRegister: true})
-		return
+		b.ctMark(false)
+	} else {
+		b.meta(unix.NFT_META_MARK, false)
 	}
-	b.add(loadMeta(expr.MetaKeyMARK), bitwise, &expr.Meta{Key: expr.MetaKeyMARK, Register: 1, SourceRegister: true})
+	b.bitwise(markBytes(^mask), markBytes(value))
+	if ct {
+		b.ctMark(true)
+	} else {
+		b.meta(unix.NFT_META_MARK, true)
+	}
 }
 
-func maskedMark(ct bool, mask uint32) []expr.Any {
-	var load expr.Any = loadMeta(expr.MetaKeyMARK)
+// maskedMark loads the packet or conntrack mark under mask.
+func (b *ruleBuilder) maskedMark(ct bool, mask uint32) {
 	if ct {
-		load = &expr.Ct{Key: expr.CtKeyMARK, Register: 1}
+		b.ctMark(false)
+	} else {
+		b.meta(unix.NFT_META_MARK, false)
 	}
-	return []expr.Any{load, &expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4, Mask: markBytes(mask), Xor: markBytes(0)}}
+	b.bitwise(markBytes(mask), markBytes(0))
 }
 
-func verdictExpr(v Verdict) (*expr.Verdict, error) {
+func verdictOf(v Verdict) (nlVerdict, error) {
 	switch v.Kind {
 	case Jump:
-		return &expr.Verdict{Kind: expr.VerdictJump, Chain: v.Chain}, nil
+		return nlVerdict{code: unix.NFT_JUMP, chain: v.Chain}, nil
 	case Goto:
-		return &expr.Verdict{Kind: expr.VerdictGoto, Chain: v.Chain}, nil
+		return nlVerdict{code: unix.NFT_GOTO, chain: v.Chain}, nil
 	case Return:
-		return &expr.Verdict{Kind: expr.VerdictReturn}, nil
+		return nlVerdict{code: unix.NFT_RETURN}, nil
 	case Accept:
-		return &expr.Verdict{Kind: expr.VerdictAccept}, nil
+		return nlVerdict{code: nfAccept}, nil
 	}
-	return nil, fmt.Errorf("invalid verdict kind %d", v.Kind)
+	return nlVerdict{}, fmt.Errorf("invalid verdict kind %d", v.Kind)
 }
 
 // ifnameBytes pads an interface name to IFNAMSIZ as nft compares it.
@@ -254,63 +344,65 @@ func ifnameBytes(name string) []byte {
 }
 
 // translate converts one IR expression.
-func (b *ruleBuilder) translate(e Expr, named map[string]*nftables.Set) error {
+func (b *ruleBuilder) translate(e Expr, named map[string]*nlSet) error {
 	switch e := e.(type) {
 	case Nfproto:
-		b.add(loadMeta(expr.MetaKeyNFPROTO), cmpEq([]byte{nfprotoValue(e.Family)}))
+		b.meta(unix.NFT_META_NFPROTO, false)
+		b.cmpEq([]byte{nfprotoValue(e.Family)})
 		b.family = e.Family
 	case L4Proto:
-		b.add(loadMeta(expr.MetaKeyL4PROTO), cmpEq([]byte{e.Proto}))
+		b.meta(unix.NFT_META_L4PROTO, false)
+		b.cmpEq([]byte{e.Proto})
 		b.l4 = int(e.Proto)
 	case MarkCmp:
-		op := expr.CmpOpEq
+		op := uint32(unix.NFT_CMP_EQ)
 		if e.Neq {
-			op = expr.CmpOpNeq
+			op = unix.NFT_CMP_NEQ
 		}
-		b.add(maskedMark(e.Ct, e.Mask)...)
-		b.add(&expr.Cmp{Op: op, Register: 1, Data: markBytes(e.Value)})
+		b.maskedMark(e.Ct, e.Mask)
+		b.cmp(op, markBytes(e.Value))
 	case IfName:
 		if len(e.Name) >= unix.IFNAMSIZ {
 			return fmt.Errorf("interface name %q too long", e.Name)
 		}
-		key := expr.MetaKeyIIFNAME
+		key := uint32(unix.NFT_META_IIFNAME)
 		if e.Out {
-			key = expr.MetaKeyOIFNAME
+			key = unix.NFT_META_OIFNAME
 		}
-		b.add(loadMeta(key), cmpEq(ifnameBytes(e.Name)))
+		b.meta(key, false)
+		b.cmpEq(ifnameBytes(e.Name))
 	case AddrMatch:
 		if len(e.Ranges) == 0 || len(e.Ranges) > maxAnonElements {
 			return fmt.Errorf("%s: %d address ranges (1..%d allowed)", addrField(e.Family, e.Dst), len(e.Ranges), maxAnonElements)
 		}
 		b.needFamily(e.Family)
-		load := loadAddr(e.Family, e.Dst)
+		n := b.loadAddr(e.Family, e.Dst)
 		if r := e.Ranges[0]; len(e.Ranges) == 1 && r.prefixBits() > 0 && r.prefixBits() < r.From.BitLen() {
-			p := netip.PrefixFrom(r.From, r.prefixBits())
-			mask := make([]byte, load.Len)
-			for i := 0; i < p.Bits(); i++ {
+			mask := make([]byte, n)
+			for i := 0; i < r.prefixBits(); i++ {
 				mask[i/8] |= 0x80 >> (i % 8)
 			}
-			b.add(load, &expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: load.Len, Mask: mask, Xor: make([]byte, load.Len)}, cmpEq(addrBytes(r.From)))
+			b.bitwise(mask, make([]byte, n))
+			b.cmpEq(addrBytes(r.From))
 			return nil
 		}
-		b.add(load)
 		return b.matchRanges(addrType(e.Family), addrIntervals(e.Ranges))
 	case AddrMasked:
 		if !e.Mask.IsValid() || !e.Value.IsValid() || familyOf(e.Mask) != e.Family || familyOf(e.Value) != e.Family {
 			return fmt.Errorf("%s: mask %s and value %s must be %s addresses", addrField(e.Family, e.Dst), e.Mask, e.Value, e.Family)
 		}
 		b.needFamily(e.Family)
-		load := loadAddr(e.Family, e.Dst)
-		b.add(load,
-			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: load.Len, Mask: addrBytes(e.Mask), Xor: make([]byte, load.Len)},
-			cmpEq(addrBytes(e.Value)))
+		n := b.loadAddr(e.Family, e.Dst)
+		b.bitwise(addrBytes(e.Mask), make([]byte, n))
+		b.cmpEq(addrBytes(e.Value))
 	case AddrInSet:
 		b.needFamily(e.Family)
 		s := named[e.Set]
 		if s == nil {
 			return fmt.Errorf("set %s is not in the plan", e.Set)
 		}
-		b.add(loadAddr(e.Family, e.Dst), &expr.Lookup{SourceRegister: 1, SetName: s.Name, SetID: s.ID})
+		b.loadAddr(e.Family, e.Dst)
+		b.lookup(s, false)
 	case PortMatch:
 		if len(e.Ranges) == 0 || len(e.Ranges) > maxAnonElements {
 			return fmt.Errorf("%d port ranges (1..%d allowed)", len(e.Ranges), maxAnonElements)
@@ -323,59 +415,72 @@ func (b *ruleBuilder) translate(e Expr, named map[string]*nftables.Set) error {
 		if e.Dst {
 			off = 2
 		}
-		b.add(&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: off, Len: 2})
+		b.payload(unix.NFT_PAYLOAD_TRANSPORT_HEADER, off, 2)
 		rs := make([]interval, len(e.Ranges))
 		for i, p := range e.Ranges {
 			rs[i] = interval{from: be16(p.First), to: be16(p.Last)}
 		}
-		return b.matchRanges(nftables.TypeInetService, rs)
+		return b.matchRanges(typeInetService, rs)
 	case ICMPv6Types:
 		if len(e.Types) == 0 {
 			return fmt.Errorf("empty icmpv6 type list")
 		}
 		b.needFamily(IPv6)
 		b.needL4(protoICMPv6)
-		b.add(&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 1})
+		b.payload(unix.NFT_PAYLOAD_TRANSPORT_HEADER, 0, 1)
 		if len(e.Types) == 1 {
-			b.add(cmpEq([]byte{e.Types[0]}))
+			b.cmpEq([]byte{e.Types[0]})
 			return nil
 		}
-		elems := make([]nftables.SetElement, len(e.Types))
+		elems := make([]setElem, len(e.Types))
 		for i, t := range e.Types {
-			elems[i] = nftables.SetElement{Key: []byte{t}}
+			elems[i] = setElem{key: []byte{t}}
 		}
-		return b.anonymous(nftables.TypeICMP6Type, false, false, elems)
+		return b.anonymous(typeICMP6Type, false, false, elems)
 	case NumgenVmap:
 		if e.Mod == 0 || len(e.Entries) == 0 {
 			return fmt.Errorf("numgen map without entries")
 		}
 		rs := make([]interval, len(e.Entries))
 		for i, en := range e.Entries {
-			v, err := verdictExpr(en.Verdict)
+			v, err := verdictOf(en.Verdict)
 			if err != nil {
 				return err
 			}
-			rs[i] = interval{from: binaryutil.BigEndian.PutUint32(en.First), to: binaryutil.BigEndian.PutUint32(en.Last), verdict: v}
+			rs[i] = interval{from: binary.BigEndian.AppendUint32(nil, en.First), to: binary.BigEndian.AppendUint32(nil, en.Last), verdict: &v}
 		}
 		// numgen yields a host-order value; interval keys are big-endian.
-		b.add(&expr.Numgen{Register: 1, Modulus: e.Mod, Type: unix.NFT_NG_RANDOM},
-			&expr.Byteorder{SourceRegister: 1, DestRegister: 1, Op: expr.ByteorderHton, Len: 4, Size: 4})
-		return b.anonymous(nftables.TypeInteger, true, true, intervalElems(rs))
+		el, d := b.expr("numgen")
+		b.w.u32(unix.NFTA_NG_DREG, reg1)
+		b.w.u32(unix.NFTA_NG_MODULUS, e.Mod)
+		b.w.u32(unix.NFTA_NG_TYPE, unix.NFT_NG_RANDOM)
+		b.w.u32(unix.NFTA_NG_OFFSET, 0)
+		b.done(el, d)
+		el, d = b.expr("byteorder")
+		b.w.u32(unix.NFTA_BYTEORDER_SREG, reg1)
+		b.w.u32(unix.NFTA_BYTEORDER_DREG, reg1)
+		b.w.u32(unix.NFTA_BYTEORDER_OP, unix.NFT_BYTEORDER_HTON)
+		b.w.u32(unix.NFTA_BYTEORDER_LEN, 4)
+		b.w.u32(unix.NFTA_BYTEORDER_SIZE, 4)
+		b.done(el, d)
+		return b.anonymous(typeInteger, true, true, intervalElems(rs))
 	case MarkVmap:
 		s := named[e.Map]
 		if s == nil {
 			return fmt.Errorf("map %s is not in the plan", e.Map)
 		}
-		b.add(maskedMark(e.Ct, e.Mask)...)
-		b.add(&expr.Lookup{SourceRegister: 1, SetName: s.Name, SetID: s.ID, IsDestRegSet: true})
+		b.maskedMark(e.Ct, e.Mask)
+		b.lookup(s, true)
 	case CounterRef:
-		b.add(&expr.Objref{Type: int(nftables.ObjTypeCounter), Name: e.Name})
+		el, d := b.expr("objref")
+		b.w.u32(unix.NFTA_OBJREF_IMM_TYPE, unix.NFT_OBJECT_COUNTER)
+		b.w.str(unix.NFTA_OBJREF_IMM_NAME, e.Name)
+		b.done(el, d)
 	case Log:
-		b.add(&expr.Log{
-			Key:   1<<unix.NFTA_LOG_PREFIX | 1<<unix.NFTA_LOG_LEVEL,
-			Level: expr.LogLevel(e.Level),
-			Data:  []byte(e.Prefix),
-		})
+		el, d := b.expr("log")
+		b.w.str(unix.NFTA_LOG_PREFIX, e.Prefix)
+		b.w.u32(unix.NFTA_LOG_LEVEL, uint32(e.Level))
+		b.done(el, d)
 	case SetMark:
 		b.setMark(e.Ct, e.Mask, e.Value)
 	case SetUpdate:
@@ -384,95 +489,125 @@ func (b *ruleBuilder) translate(e Expr, named map[string]*nftables.Set) error {
 			return fmt.Errorf("set %s is not in the plan", e.Set)
 		}
 		b.needFamily(e.Family)
-		b.add(loadAddr(e.Family, false), &expr.Dynset{SrcRegKey: 1, SetName: s.Name, SetID: s.ID, Operation: unix.NFT_DYNSET_OP_UPDATE})
-	case SaddrLocal:
-		op := expr.CmpOpEq
-		if e.Neq {
-			op = expr.CmpOpNeq
+		b.loadAddr(e.Family, false)
+		el, d := b.expr("dynset")
+		b.w.u32(unix.NFTA_DYNSET_SREG_KEY, reg1)
+		b.w.u32(unix.NFTA_DYNSET_OP, unix.NFT_DYNSET_OP_UPDATE)
+		b.w.str(unix.NFTA_DYNSET_SET_NAME, s.name)
+		if s.id != 0 {
+			b.w.u32(unix.NFTA_DYNSET_SET_ID, s.id)
 		}
+		b.w.u32(unix.NFTA_DYNSET_FLAGS, 0)
+		b.done(el, d)
+	case SaddrLocal:
+		op := uint32(unix.NFT_CMP_EQ)
+		if e.Neq {
+			op = unix.NFT_CMP_NEQ
+		}
+		flags := uint32(unix.NFTA_FIB_F_SADDR)
+		if e.OnOif {
+			flags |= unix.NFTA_FIB_F_OIF
+		}
+		el, d := b.expr("fib")
+		b.w.u32(unix.NFTA_FIB_DREG, reg1)
+		b.w.u32(unix.NFTA_FIB_FLAGS, flags)
+		b.w.u32(unix.NFTA_FIB_RESULT, unix.NFT_FIB_RESULT_ADDRTYPE)
+		b.done(el, d)
 		// The address type is a host-order 32-bit value.
-		b.add(&expr.Fib{Register: 1, ResultADDRTYPE: true, FlagSADDR: true, FlagOIF: e.OnOif},
-			&expr.Cmp{Op: op, Register: 1, Data: binaryutil.NativeEndian.PutUint32(unix.RTN_LOCAL)})
+		b.cmp(op, binary.NativeEndian.AppendUint32(nil, unix.RTN_LOCAL))
 	case Masquerade:
-		b.add(&expr.Masq{})
+		b.done(b.expr("masq"))
 	case Cgroup:
-		b.add(&expr.Socket{Key: expr.SocketKeyCgroupv2, Level: e.Level, Register: 1},
-			cmpEq(binaryutil.NativeEndian.PutUint64(e.ID)))
+		el, d := b.expr("socket")
+		b.w.u32(nftaSocketDreg, reg1)
+		b.w.u32(nftaSocketKey, nftSocketCgroupv2)
+		b.w.u32(nftaSocketLevel, e.Level)
+		b.done(el, d)
+		b.cmpEq(binary.NativeEndian.AppendUint64(nil, e.ID))
 	case Verdict:
-		v, err := verdictExpr(e)
+		v, err := verdictOf(e)
 		if err != nil {
 			return err
 		}
-		b.add(v)
+		b.verdict(v)
 	default:
 		return fmt.Errorf("unknown expression %T", e)
 	}
 	return nil
 }
 
-// translateRule converts a rule; the anonymous sets must be added to the
+// translateRule converts a rule's expressions (the content of
+// NFTA_RULE_EXPRESSIONS); the anonymous sets must be added to the
 // transaction before the rule.
-func translateRule(t *nftables.Table, c *nftables.Chain, r Rule, ids *setIDs, named map[string]*nftables.Set) (*nftables.Rule, []anonSet, error) {
-	b := ruleBuilder{table: t, ids: ids, l4: -1}
+func translateRule(r Rule, ids *setIDs, named map[string]*nlSet) ([]byte, []anonSet, error) {
+	b := ruleBuilder{ids: ids, l4: -1}
 	for _, e := range r.Exprs {
 		if err := b.translate(e, named); err != nil {
 			return nil, nil, err
 		}
 	}
-	rule := &nftables.Rule{Table: t, Chain: c, Exprs: b.exprs}
-	if r.Comment != "" {
-		rule.UserData = userdata.AppendString(nil, userdata.TypeComment, r.Comment)
-	}
-	return rule, b.anon, nil
+	return b.w.b, b.anon, nil
 }
 
-// keyType returns the library's datatype of a set key.
-func keyType(k KeyType) nftables.SetDatatype {
+// keyType returns the datatype of a set key.
+func keyType(k KeyType) datatype {
 	switch k {
 	case KeyIPv6:
-		return nftables.TypeIP6Addr
+		return typeIP6Addr
 	case KeyMark:
-		return nftables.TypeMark
+		return typeMark
 	}
-	return nftables.TypeIPAddr
+	return typeIPAddr
 }
 
-// translateSet converts a named set's declaration.
-func translateSet(t *nftables.Table, s *Set, id uint32) *nftables.Set {
-	out := &nftables.Set{
-		Table: t, ID: id, Name: s.Name, KeyType: keyType(s.Key),
-		Interval: s.Interval, AutoMerge: s.AutoMerge, Dynamic: s.Dynamic,
-		HasTimeout: s.Timeout != 0, Timeout: s.Timeout, Size: s.Size,
+// translateSet converts a named set's declaration, with the userdata nft
+// writes (key byte order, auto-merge) so that it lists the set the same.
+func translateSet(s *Set, id uint32) *nlSet {
+	out := &nlSet{name: s.Name, id: id, key: keyType(s.Key), timeout: s.Timeout, size: s.Size}
+	if s.Interval {
+		out.flags |= unix.NFT_SET_INTERVAL
 	}
-	if s.Key == KeyMark {
-		out.KeyByteOrder = binaryutil.NativeEndian
+	if s.Timeout != 0 {
+		out.flags |= unix.NFT_SET_TIMEOUT
+	}
+	if s.Dynamic {
+		out.flags |= unix.NFT_SET_EVAL
 	}
 	if s.Verdicts {
-		out.IsMap, out.DataType = true, nftables.TypeVerdict
+		out.flags |= unix.NFT_SET_MAP
+	}
+	switch {
+	case s.Interval:
+		out.userdata = appendUdataU32(out.userdata, udataSetKeyByteOrder, byteOrderBig)
+	case s.Key == KeyMark:
+		out.userdata = appendUdataU32(out.userdata, udataSetKeyByteOrder, byteOrderHost)
+	}
+	if s.Interval && s.AutoMerge {
+		out.userdata = appendUdataU32(out.userdata, udataSetMergeElements, 1)
 	}
 	return out
 }
 
 // setElements converts the managed elements of a set.
-func setElements(s *Set) ([]nftables.SetElement, error) {
+func setElements(s *Set) ([]setElem, error) {
 	if len(s.Map) > 0 {
-		out := make([]nftables.SetElement, len(s.Map))
+		out := make([]setElem, len(s.Map))
 		for i, m := range s.Map {
-			v, err := verdictExpr(m.Verdict)
+			v, err := verdictOf(m.Verdict)
 			if err != nil {
 				return nil, fmt.Errorf("map %s key %s: %w", s.Name, hex32(m.Key), err)
 			}
-			out[i] = nftables.SetElement{Key: markBytes(m.Key), VerdictData: v}
+			out[i] = setElem{key: markBytes(m.Key), verdict: &v}
 		}
 		return out, nil
 	}
 	if !s.Interval {
-		out := make([]nftables.SetElement, 0, len(s.Addrs))
+		out := make([]setElem, 0, len(s.Addrs))
 		for _, a := range s.Addrs {
 			if a.From != a.To {
 				return nil, fmt.Errorf("set %s: range %s needs an interval set", s.Name, a)
 			}
-			out = append(out, nftables.SetElement{Key: addrBytes(a.From)})
+			out = append(out, setElem{key: addrBytes(a.From)})
 		}
 		return out, nil
 	}

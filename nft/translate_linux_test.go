@@ -3,29 +3,26 @@
 package nft
 
 import (
+	"encoding/binary"
 	"fmt"
 	"net/netip"
-	"slices"
 	"testing"
 
-	"github.com/google/nftables"
-	"github.com/google/nftables/binaryutil"
-	"github.com/google/nftables/expr"
 	"golang.org/x/sys/unix"
 )
 
 func TestIntervalElems(t *testing.T) {
-	be := binaryutil.BigEndian.PutUint32
-	v := func(c string) *expr.Verdict { return &expr.Verdict{Kind: expr.VerdictGoto, Chain: c} }
-	show := func(es []nftables.SetElement) string {
+	be := func(v uint32) []byte { return binary.BigEndian.AppendUint32(nil, v) }
+	v := func(c string) *nlVerdict { return &nlVerdict{code: unix.NFT_GOTO, chain: c} }
+	show := func(es []setElem) string {
 		var s string
 		for _, e := range es {
-			s += fmt.Sprintf("%x", e.Key)
-			if e.IntervalEnd {
+			s += fmt.Sprintf("%x", e.key)
+			if e.intervalEnd {
 				s += "(end)"
 			}
-			if e.VerdictData != nil {
-				s += "->" + e.VerdictData.Chain
+			if e.verdict != nil {
+				s += "->" + e.verdict.chain
 			}
 			s += " "
 		}
@@ -48,10 +45,56 @@ func TestIntervalElems(t *testing.T) {
 	}
 }
 
+// decodedExpr is one expression of NFTA_RULE_EXPRESSIONS: its name and
+// its attributes by type.
+type decodedExpr struct {
+	name  string
+	attrs map[uint16][]byte
+}
+
+func (e decodedExpr) u32(typ uint16) uint32 {
+	v := e.attrs[typ]
+	if len(v) != 4 {
+		return 0xffffffff
+	}
+	return binary.BigEndian.Uint32(v)
+}
+
+// decodeExprs decodes what translateRule produced, checking the framing.
+func decodeExprs(t *testing.T, b []byte) []decodedExpr {
+	t.Helper()
+	var out []decodedExpr
+	err := forAttrs(b, func(typ uint16, v []byte) error {
+		if typ != unix.NFTA_LIST_ELEM {
+			return fmt.Errorf("list element of type %d", typ)
+		}
+		e := decodedExpr{attrs: map[uint16][]byte{}}
+		err := forAttrs(v, func(typ uint16, v []byte) error {
+			switch typ {
+			case unix.NFTA_EXPR_NAME:
+				e.name = attrStr(v)
+			case unix.NFTA_EXPR_DATA:
+				return forAttrs(v, func(typ uint16, v []byte) error {
+					e.attrs[typ] = v
+					return nil
+				})
+			}
+			return nil
+		})
+		out = append(out, e)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
 // TestTranslatePlans translates every rule of the test configs and checks
 // the protocol dependencies the kernel relies on: every network header
 // load follows a meta nfproto test of the right family, every transport
-// header load a meta l4proto test, and every expression marshals.
+// header load a meta l4proto test, every jump or goto names a chain, and
+// anonymous sets come with their elements.
 func TestTranslatePlans(t *testing.T) {
 	inputs := []*Input{
 		shippedInput([5]bool{false, true, true, true, true}, [5]bool{false, true, true, true, false}),
@@ -59,22 +102,21 @@ func TestTranslatePlans(t *testing.T) {
 	}
 	for _, in := range inputs {
 		p := renderOK(t, in)
-		table := inetTable(p.Table.Name)
-		named := map[string]*nftables.Set{}
+		named := map[string]*nlSet{}
 		var ids setIDs
 		for _, s := range p.Table.Sets {
-			named[s.Name] = translateSet(table, s, ids.id())
+			named[s.Name] = translateSet(s, ids.id())
 		}
 		for _, c := range p.Table.Chains {
 			for i, r := range c.Rules {
 				where := fmt.Sprintf("chain %s rule %d (%s)", c.Name, i+1, r)
-				rule, anon, err := translateRule(table, &nftables.Chain{Table: table, Name: c.Name}, r, &ids, named)
+				exprs, anon, err := translateRule(r, &ids, named)
 				if err != nil {
 					t.Fatalf("%s: %v", where, err)
 				}
-				checkDependencies(t, where, rule.Exprs)
+				checkDependencies(t, where, decodeExprs(t, exprs))
 				for _, a := range anon {
-					if a.set.ID == 0 || !a.set.Anonymous || len(a.elems) == 0 {
+					if a.set.id == 0 || a.set.flags&unix.NFT_SET_ANONYMOUS == 0 || len(a.elems) == 0 || a.set.size != uint32(len(a.elems)) {
 						t.Fatalf("%s: bad anonymous set %+v", where, a.set)
 					}
 				}
@@ -83,50 +125,62 @@ func TestTranslatePlans(t *testing.T) {
 	}
 }
 
-func checkDependencies(t *testing.T, where string, exprs []expr.Any) {
+func checkDependencies(t *testing.T, where string, exprs []decodedExpr) {
 	t.Helper()
 	var family byte
 	l4 := false
 	for i, e := range exprs {
-		if _, err := expr.Marshal(byte(nftables.TableFamilyINet), e); err != nil {
-			t.Fatalf("%s: expression %d: %v", where, i, err)
-		}
-		if cmp, ok := e.(*expr.Cmp); ok && i > 0 {
-			if m, ok := exprs[i-1].(*expr.Meta); ok {
-				switch m.Key {
-				case expr.MetaKeyNFPROTO:
-					family = cmp.Data[0]
-				case expr.MetaKeyL4PROTO:
-					l4 = true
-				}
+		if e.name == "cmp" && i > 0 && exprs[i-1].name == "meta" {
+			data, err := dataValue(e.attrs[unix.NFTA_CMP_DATA])
+			if err != nil || len(data) == 0 {
+				t.Fatalf("%s: cmp without data", where)
+			}
+			switch exprs[i-1].u32(unix.NFTA_META_KEY) {
+			case unix.NFT_META_NFPROTO:
+				family = data[0]
+			case unix.NFT_META_L4PROTO:
+				l4 = true
 			}
 		}
-		p, ok := e.(*expr.Payload)
-		if !ok {
+		if e.name == "immediate" {
+			var chain string
+			var code uint32
+			_ = forAttrs(e.attrs[unix.NFTA_IMMEDIATE_DATA], func(_ uint16, v []byte) error {
+				return forAttrs(v, func(typ uint16, v []byte) error {
+					switch typ {
+					case unix.NFTA_VERDICT_CODE:
+						code, _ = attrU32(v)
+					case unix.NFTA_VERDICT_CHAIN:
+						chain = attrStr(v)
+					}
+					return nil
+				})
+			})
+			if (int32(code) == unix.NFT_JUMP || int32(code) == unix.NFT_GOTO) && chain == "" {
+				t.Fatalf("%s: jump without chain", where)
+			}
+		}
+		if e.name != "payload" {
 			continue
 		}
-		switch p.Base {
-		case expr.PayloadBaseNetworkHeader:
+		switch e.u32(unix.NFTA_PAYLOAD_BASE) {
+		case unix.NFT_PAYLOAD_NETWORK_HEADER:
 			want := byte(unix.NFPROTO_IPV4)
-			if p.Len == 16 {
+			if e.u32(unix.NFTA_PAYLOAD_LEN) == 16 {
 				want = unix.NFPROTO_IPV6
 			}
 			if family != want {
-				t.Fatalf("%s: network payload %+v without meta nfproto %d before it", where, p, want)
+				t.Fatalf("%s: network payload without meta nfproto %d before it", where, want)
 			}
-		case expr.PayloadBaseTransportHeader:
+		case unix.NFT_PAYLOAD_TRANSPORT_HEADER:
 			if !l4 {
-				t.Fatalf("%s: transport payload %+v without meta l4proto before it", where, p)
+				t.Fatalf("%s: transport payload without meta l4proto before it", where)
 			}
 		}
-	}
-	if v, ok := exprs[len(exprs)-1].(*expr.Verdict); ok && slices.Contains([]expr.VerdictKind{expr.VerdictJump, expr.VerdictGoto}, v.Kind) && v.Chain == "" {
-		t.Fatalf("%s: jump without chain", where)
 	}
 }
 
 func TestTranslateErrors(t *testing.T) {
-	table := inetTable("x")
 	for _, r := range []Rule{
 		{Exprs: []Expr{AddrInSet{Family: IPv4, Set: "nosuch"}}},
 		{Exprs: []Expr{SetUpdate{Family: IPv4, Set: "nosuch"}}},
@@ -140,7 +194,7 @@ func TestTranslateErrors(t *testing.T) {
 		{Exprs: []Expr{ICMPv6Types{}}},
 		{Exprs: []Expr{Verdict{}}},
 	} {
-		if _, _, err := translateRule(table, &nftables.Chain{Table: table, Name: "c"}, r, &setIDs{}, nil); err == nil {
+		if _, _, err := translateRule(r, &setIDs{}, nil); err == nil {
 			t.Errorf("translateRule(%s) succeeded", r)
 		}
 	}

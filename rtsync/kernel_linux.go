@@ -33,9 +33,9 @@ const (
 // It speaks rtnetlink over [nlsock] sockets and encodes and decodes the
 // messages itself (codec.go): vishvananda/netlink's Route drops RTA_SRC
 // (the IPv6 `from` selector, needed for source_routing) and RTA_PREF, its
-// RuleList does not report a rule's action, and the library adds 45 KB to
-// the binary. It is safe for concurrent use; requests are serialised on
-// one socket.
+// RuleList does not report a rule's action, and the library is large for
+// the few messages needed. It is safe for concurrent use; requests are
+// serialised on one socket.
 type NetlinkKernel struct {
 	ns netns.NsHandle // our duplicate of the namespace, or netns.None()
 	// subBuffer is the receive buffer of the notification socket.

@@ -461,13 +461,17 @@ func TestProcReaders(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The kernel accounts CPU time in ticks (10 ms here): spin until the
+	// next one is counted, 5 s of wall time at most.
 	x := 0
-	for i := range 1 << 22 {
-		x ^= i * i
-	}
-	c1, err := cpuTime(pid)
-	if err != nil {
-		t.Fatal(err)
+	c1 := c0
+	for deadline := time.Now().Add(5 * time.Second); c1 <= c0 && time.Now().Before(deadline); {
+		for i := range 1 << 20 {
+			x ^= i * i
+		}
+		if c1, err = cpuTime(pid); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if c0 <= 0 || c1 <= c0 {
 		t.Errorf("cpu time %v then %v (x=%d): want positive and growing", c0, c1, x)

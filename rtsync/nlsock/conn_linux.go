@@ -129,10 +129,35 @@ func (c *Conn) SetReceiveBuffer(n int) error {
 	return nil
 }
 
+// SetBuffers sizes the socket's send and receive buffers to n bytes each,
+// beyond net.core.[rw]mem_max when the process may (CAP_NET_ADMIN): a
+// batch is sent in one datagram, and all its acknowledgements queue up
+// before the first is read.
+func (c *Conn) SetBuffers(n int) error {
+	var serr error
+	err := c.rc.Control(func(fd uintptr) {
+		for _, opt := range [][2]int{{unix.SO_SNDBUFFORCE, unix.SO_SNDBUF}, {unix.SO_RCVBUFFORCE, unix.SO_RCVBUF}} {
+			if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, opt[0], n) == nil {
+				continue
+			}
+			if err := unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, opt[1], n); err != nil {
+				serr = err
+			}
+		}
+	})
+	if err == nil {
+		err = serr
+	}
+	if err != nil {
+		return fmt.Errorf("set socket buffers: %w", err)
+	}
+	return nil
+}
+
 // Execute sends a request of type typ with flags (FlagAck, FlagDump and
 // the like; FlagRequest is added) and payload, and reads its replies until
 // the acknowledgement, the dump's end or, for a request with neither, the
-// single reply, all within timeout. fn gets every reply but
+// single reply, all within timeout (none when 0). fn gets every reply but
 // acknowledgements and the dump's end; once it returns false the rest is
 // read and dropped. The kernel's error reply is returned as a
 // syscall.Errno (with the kernel's explanation, when it gives one);
@@ -143,7 +168,7 @@ func (c *Conn) Execute(typ, flags uint16, payload []byte, timeout time.Duration,
 	c.seq++
 	seq := c.seq
 	c.out = appendRequest(c.out[:0], typ, flags, seq, payload)
-	if err := c.f.SetDeadline(time.Now().Add(timeout)); err != nil {
+	if err := c.f.SetDeadline(deadline(timeout)); err != nil {
 		return fmt.Errorf("netlink request: %w", err)
 	}
 	if err := c.send(); err != nil {
@@ -184,6 +209,97 @@ func (c *Conn) Execute(typ, flags uint16, payload []byte, timeout time.Duration,
 	}
 }
 
+// SendBatch sends the batch's requests in one datagram and reads the
+// answer to each request that asked for an acknowledgement, within
+// timeout. It returns the kernel's errors by request index (0 is the first
+// request added); the kernel's error about the datagram as a whole (no
+// permission, no memory) is reported on the request it names, usually the
+// first, and ends the wait. err is for the exchange itself: then the
+// outcome is unknown.
+func (c *Conn) SendBatch(b *Batch, timeout time.Duration) (failed []BatchError, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	first := c.seq + 1
+	c.seq += uint32(b.n)
+	for off, seq := 0, first; off < len(b.buf); seq++ {
+		ne.PutUint32(b.buf[off+8:], seq)
+		off += (int(ne.Uint32(b.buf[off:])) + 3) &^ 3
+	}
+	if err := c.f.SetDeadline(deadline(timeout)); err != nil {
+		return nil, fmt.Errorf("netlink batch: %w", err)
+	}
+	c.out = b.buf
+	err = c.send()
+	c.out = nil
+	if err != nil {
+		return nil, fmt.Errorf("netlink batch: send: %w", err)
+	}
+	answered, waiting := make([]bool, b.n), b.acks
+	for waiting > 0 {
+		if err := c.recv(); err != nil {
+			return failed, fmt.Errorf("netlink batch: receive: %w", err)
+		}
+		for d := c.buf[:c.n]; len(d) > 0; {
+			m, rest, err := next(d)
+			if err != nil {
+				return failed, err
+			}
+			d = rest
+			d := m.Seq - first // wraps around like the sequence numbers
+			if m.Type != typeError || d >= uint32(b.n) || answered[d] {
+				continue // not about this batch
+			}
+			i := int(d)
+			answered[i] = true
+			if b.ack[i] {
+				waiting--
+			}
+			if err := errorOf(m); err != nil {
+				failed = append(failed, BatchError{Index: i, Err: err})
+				if i == 0 {
+					return failed, nil // refused as a whole
+				}
+			}
+		}
+	}
+	return failed, nil
+}
+
+// Batch collects requests to send in one datagram with SendBatch
+// (nfnetlink's transactions). The zero value is empty.
+type Batch struct {
+	buf  []byte
+	n    int    // requests
+	ack  []bool // by request: asked for an acknowledgement
+	acks int
+}
+
+// Add appends a request (FlagRequest is added; the sequence number is set
+// when the batch is sent).
+func (b *Batch) Add(typ, flags uint16, payload []byte) {
+	b.buf = appendRequest(b.buf, typ, flags, 0, payload)
+	for len(b.buf)%4 != 0 {
+		b.buf = append(b.buf, 0)
+	}
+	b.n++
+	b.ack = append(b.ack, flags&FlagAck != 0)
+	if flags&FlagAck != 0 {
+		b.acks++
+	}
+}
+
+// Len is the number of requests in the batch.
+func (b *Batch) Len() int { return b.n }
+
+// Size is the batch's length in bytes.
+func (b *Batch) Size() int { return len(b.buf) }
+
+// BatchError is the kernel's error about one request of a batch.
+type BatchError struct {
+	Index int // of the request, in the order added
+	Err   error
+}
+
 // Receive waits for the next datagram of a subscription, without a
 // deadline, and calls fn with each message in it. An error ends the
 // subscription: unix.ENOBUFS when the kernel dropped notifications, or
@@ -203,6 +319,14 @@ func (c *Conn) Receive(fn func(Message)) error {
 		fn(m)
 	}
 	return nil
+}
+
+// deadline is now+timeout, or none for a timeout of 0 or less.
+func deadline(timeout time.Duration) time.Time {
+	if timeout <= 0 {
+		return time.Time{}
+	}
+	return time.Now().Add(timeout)
 }
 
 // send writes c.out through the poller.

@@ -3,11 +3,11 @@
 // namespace. It frames and checks messages; their payloads are the
 // caller's to encode and decode.
 //
-// It replaces vishvananda/netlink's and mdlayher/netlink's sockets for
-// mwan3d: both cost more in binary size (the first 45 KB in rtsync alone,
-// the whole library when nothing else keeps it) and allocations per
-// request (mdlayher's three times as many as this one needs for a route
-// write) than the few dozen lines netlink's framing takes.
+// It replaces the sockets of vishvananda/netlink and mdlayher/netlink for
+// mwan3d, whose binary for routers carried several hundred kilobytes of
+// those libraries (with google/nftables) for what netlink's framing
+// takes, and which allocate more per request: a route write costs 9
+// allocations with vishvananda's, about 50 with mdlayher's, 1 here.
 package nlsock
 
 import (
@@ -35,6 +35,7 @@ const (
 	FlagReplace = 0x100
 	FlagExcl    = 0x200
 	FlagCreate  = 0x400
+	FlagAppend  = 0x800
 
 	flagDumpIntr = 0x10
 	flagCapped   = 0x100 // in an error message: only the request's header is quoted
