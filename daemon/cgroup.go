@@ -38,6 +38,7 @@ type cgroups struct {
 
 	mu       sync.Mutex
 	err      error // why cgroups are unavailable; nil when they work
+	haveBase bool  // base exists (checked once, not on every apply)
 	madeBase bool  // we created base, so we remove it
 	dirs     map[string]cgroupDir
 }
@@ -170,11 +171,12 @@ func (c *cgroups) sync(cfg *config.Config) []nft.Use {
 	if c.err != nil {
 		return nil
 	}
-	if !c.madeBase {
+	if !c.haveBase {
 		switch err := os.Mkdir(c.base, 0o755); {
 		case err == nil:
-			c.madeBase = true
+			c.haveBase, c.madeBase = true, true
 		case errors.Is(err, fs.ErrExist):
+			c.haveBase = true
 		default:
 			c.err = fmt.Errorf("create the cgroup directory: %w", err)
 			c.log.Warn("mwan3 use is unavailable", "err", c.err)
@@ -256,4 +258,5 @@ func (c *cgroups) close() {
 		}
 		c.madeBase = false
 	}
+	c.haveBase = false
 }

@@ -2,10 +2,10 @@ package nft
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"time"
 
+	"github.com/mwan3d/mwan3d/rtsync/nlsock"
 	"golang.org/x/sys/unix"
 )
 
@@ -27,7 +27,6 @@ const (
 	nftSocketCgroupv2   = 3
 	nftaSetElemListElem = 1 // the type nft gives each element of a list
 	nfAccept            = 1 // NF_ACCEPT, a verdict and a chain policy
-	nlaTypeMask         = 0x3fff
 )
 
 // nftMsg is the netlink message type of an nf_tables message.
@@ -298,38 +297,16 @@ func dumpMsg(tableAttr uint16, table string) []byte {
 	return w.b
 }
 
-var errMalformed = errors.New("malformed nf_tables message")
-
-// forAttrs calls fn for each attribute of b (the nested flag masked off).
-func forAttrs(b []byte, fn func(typ uint16, v []byte) error) error {
-	for len(b) >= 4 {
-		l := int(binary.NativeEndian.Uint16(b))
-		if l < 4 || l > len(b) {
-			return fmt.Errorf("%w: attribute length %d with %d bytes left", errMalformed, l, len(b))
-		}
-		if err := fn(binary.NativeEndian.Uint16(b[2:])&nlaTypeMask, b[4:l]); err != nil {
-			return err
-		}
-		b = b[min((l+3)&^3, len(b)):]
-	}
-	return nil
-}
+// errMalformed is nlsock's, so attribute walks and message decoding report
+// one kind of malformed message.
+var errMalformed = nlsock.ErrMalformed
 
 // payloadAttrs walks the attributes after struct nfgenmsg.
 func payloadAttrs(b []byte, fn func(typ uint16, v []byte) error) error {
 	if len(b) < 4 {
 		return fmt.Errorf("%w: %d bytes", errMalformed, len(b))
 	}
-	return forAttrs(b[4:], fn)
-}
-
-func attrStr(v []byte) string {
-	for i, c := range v {
-		if c == 0 {
-			return string(v[:i])
-		}
-	}
-	return string(v)
+	return nlsock.ForAttrs(b[4:], fn)
 }
 
 func attrU32(v []byte) (uint32, error) {
@@ -350,7 +327,7 @@ func attrU64(v []byte) (uint64, error) {
 // receive buffer).
 func dataValue(v []byte) ([]byte, error) {
 	var out []byte
-	err := forAttrs(v, func(typ uint16, d []byte) error {
+	err := nlsock.ForAttrs(v, func(typ uint16, d []byte) error {
 		if typ == unix.NFTA_DATA_VALUE {
 			out = append([]byte(nil), d...)
 		}
@@ -371,13 +348,13 @@ func parseChain(b []byte) (c kChain, err error) {
 		var err error
 		switch typ {
 		case unix.NFTA_CHAIN_TABLE:
-			c.table = attrStr(v)
+			c.table = nlsock.CString(v)
 		case unix.NFTA_CHAIN_NAME:
-			c.name = attrStr(v)
+			c.name = nlsock.CString(v)
 		case unix.NFTA_CHAIN_TYPE:
-			c.typ = attrStr(v)
+			c.typ = nlsock.CString(v)
 		case unix.NFTA_CHAIN_HOOK:
-			err = forAttrs(v, func(typ uint16, v []byte) error {
+			err = nlsock.ForAttrs(v, func(typ uint16, v []byte) error {
 				n, err := attrU32(v)
 				switch typ {
 				case unix.NFTA_HOOK_HOOKNUM:
@@ -411,9 +388,9 @@ func parseSet(b []byte) (s kSet, err error) {
 		var err error
 		switch typ {
 		case unix.NFTA_SET_TABLE:
-			s.table = attrStr(v)
+			s.table = nlsock.CString(v)
 		case unix.NFTA_SET_NAME:
-			s.name = attrStr(v)
+			s.name = nlsock.CString(v)
 		case unix.NFTA_SET_FLAGS:
 			s.flags, err = attrU32(v)
 		case unix.NFTA_SET_KEY_TYPE:
@@ -423,7 +400,7 @@ func parseSet(b []byte) (s kSet, err error) {
 			ms, err = attrU64(v)
 			s.timeout = time.Duration(ms) * time.Millisecond
 		case unix.NFTA_SET_DESC:
-			err = forAttrs(v, func(typ uint16, v []byte) error {
+			err = nlsock.ForAttrs(v, func(typ uint16, v []byte) error {
 				var err error
 				if typ == unix.NFTA_SET_DESC_SIZE {
 					s.size, err = attrU32(v)
@@ -456,13 +433,13 @@ func parseObj(b []byte) (o kObj, err error) {
 		var err error
 		switch typ {
 		case unix.NFTA_OBJ_TABLE:
-			o.table = attrStr(v)
+			o.table = nlsock.CString(v)
 		case unix.NFTA_OBJ_NAME:
-			o.name = attrStr(v)
+			o.name = nlsock.CString(v)
 		case unix.NFTA_OBJ_TYPE:
 			o.typ, err = attrU32(v)
 		case unix.NFTA_OBJ_DATA:
-			err = forAttrs(v, func(typ uint16, v []byte) error {
+			err = nlsock.ForAttrs(v, func(typ uint16, v []byte) error {
 				var err error
 				switch typ {
 				case unix.NFTA_COUNTER_BYTES:
@@ -482,7 +459,7 @@ func parseObj(b []byte) (o kObj, err error) {
 func parseTableName(b []byte) (name string, err error) {
 	err = payloadAttrs(b, func(typ uint16, v []byte) error {
 		if typ == unix.NFTA_TABLE_NAME {
-			name = attrStr(v)
+			name = nlsock.CString(v)
 		}
 		return nil
 	})
@@ -502,9 +479,9 @@ func parseSetElems(b []byte) (out []SetElement, err error) {
 		if typ != unix.NFTA_SET_ELEM_LIST_ELEMENTS {
 			return nil
 		}
-		return forAttrs(v, func(_ uint16, v []byte) error {
+		return nlsock.ForAttrs(v, func(_ uint16, v []byte) error {
 			var e SetElement
-			err := forAttrs(v, func(typ uint16, v []byte) error {
+			err := nlsock.ForAttrs(v, func(typ uint16, v []byte) error {
 				var err error
 				switch typ {
 				case unix.NFTA_SET_ELEM_KEY:

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"testing"
 
+	"github.com/mwan3d/mwan3d/rtsync/nlsock"
 	"golang.org/x/sys/unix"
 )
 
@@ -64,17 +65,17 @@ func (e decodedExpr) u32(typ uint16) uint32 {
 func decodeExprs(t *testing.T, b []byte) []decodedExpr {
 	t.Helper()
 	var out []decodedExpr
-	err := forAttrs(b, func(typ uint16, v []byte) error {
+	err := nlsock.ForAttrs(b, func(typ uint16, v []byte) error {
 		if typ != unix.NFTA_LIST_ELEM {
 			return fmt.Errorf("list element of type %d", typ)
 		}
 		e := decodedExpr{attrs: map[uint16][]byte{}}
-		err := forAttrs(v, func(typ uint16, v []byte) error {
+		err := nlsock.ForAttrs(v, func(typ uint16, v []byte) error {
 			switch typ {
 			case unix.NFTA_EXPR_NAME:
-				e.name = attrStr(v)
+				e.name = nlsock.CString(v)
 			case unix.NFTA_EXPR_DATA:
-				return forAttrs(v, func(typ uint16, v []byte) error {
+				return nlsock.ForAttrs(v, func(typ uint16, v []byte) error {
 					e.attrs[typ] = v
 					return nil
 				})
@@ -145,13 +146,13 @@ func checkDependencies(t *testing.T, where string, exprs []decodedExpr) {
 		if e.name == "immediate" {
 			var chain string
 			var code uint32
-			_ = forAttrs(e.attrs[unix.NFTA_IMMEDIATE_DATA], func(_ uint16, v []byte) error {
-				return forAttrs(v, func(typ uint16, v []byte) error {
+			_ = nlsock.ForAttrs(e.attrs[unix.NFTA_IMMEDIATE_DATA], func(_ uint16, v []byte) error {
+				return nlsock.ForAttrs(v, func(typ uint16, v []byte) error {
 					switch typ {
 					case unix.NFTA_VERDICT_CODE:
 						code, _ = attrU32(v)
 					case unix.NFTA_VERDICT_CHAIN:
-						chain = attrStr(v)
+						chain = nlsock.CString(v)
 					}
 					return nil
 				})

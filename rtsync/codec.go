@@ -2,10 +2,11 @@ package rtsync
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"iter"
 	"net/netip"
+
+	"github.com/mwan3d/mwan3d/rtsync/nlsock"
 )
 
 // rtnetlink constants (Linux uapi values). They are spelled out here rather
@@ -64,8 +65,6 @@ const (
 	// matches: PERMANENT, UNRESOLVED, IIF_DETACHED, OIF_DETACHED.
 	fibRuleKnownFlags = 0x1 | 0x4 | 0x8 | 0x10
 
-	nlaTypeMask = 0x3fff // without NLA_F_NESTED and NLA_F_NET_BYTEORDER
-
 	iflaIfname = 3
 	iffUp      = 0x1
 	iffLowerUp = 0x10000
@@ -78,30 +77,13 @@ const (
 )
 
 // errMalformed is wrapped by every decoding error.
-var errMalformed = errors.New("malformed rtnetlink message")
+// errMalformed is nlsock's, so attribute walks and message decoding report
+// one kind of malformed message.
+var errMalformed = nlsock.ErrMalformed
 
 var ne = binary.NativeEndian
 
 func align4(n int) int { return (n + 3) &^ 3 }
-
-// forAttrs calls fn for each attribute of b. Trailing bytes too short for an
-// attribute header are ignored, as the kernel does.
-func forAttrs(b []byte, fn func(typ uint16, data []byte) error) error {
-	for len(b) >= rtaHdrLen {
-		l := int(ne.Uint16(b[0:2]))
-		if l < rtaHdrLen || l > len(b) {
-			return fmt.Errorf("%w: attribute length %d with %d bytes left", errMalformed, l, len(b))
-		}
-		if err := fn(ne.Uint16(b[2:4])&nlaTypeMask, b[rtaHdrLen:l]); err != nil {
-			return err
-		}
-		if align4(l) >= len(b) {
-			return nil
-		}
-		b = b[align4(l):]
-	}
-	return nil
-}
 
 func appendAttr(b []byte, typ uint16, data []byte) []byte {
 	l := rtaHdrLen + len(data)
@@ -216,7 +198,7 @@ func parseRoute(b []byte) (r Route, ok bool, err error) {
 		return r, false, nil
 	}
 	dst, src := f.unspecified(), f.unspecified()
-	err = forAttrs(b[rtmsgLen:], func(typ uint16, data []byte) error {
+	err = nlsock.ForAttrs(b[rtmsgLen:], func(typ uint16, data []byte) error {
 		var err error
 		switch typ {
 		case rtaDst:
@@ -365,7 +347,7 @@ func walkMultiPath(f Family, data []byte, fn func(off int, nh nexthop) bool) err
 			return fmt.Errorf("%w: RTA_MULTIPATH: nexthop length %d with %d bytes left", errMalformed, l, len(rest))
 		}
 		nh := nexthop{flags: rest[2], hops: rest[3], ifindex: int(int32(ne.Uint32(rest[4:8])))}
-		err := forAttrs(rest[rtnhLen:l], func(typ uint16, d []byte) error {
+		err := nlsock.ForAttrs(rest[rtnhLen:l], func(typ uint16, d []byte) error {
 			var err error
 			switch typ {
 			case rtaGateway:
@@ -431,13 +413,13 @@ func parseRule(b []byte) (r Rule, ok bool, err error) {
 	}
 	var mark, mask uint32
 	var hasMark, hasMask bool
-	err = forAttrs(b[rtmsgLen:], func(typ uint16, data []byte) error {
+	err = nlsock.ForAttrs(b[rtmsgLen:], func(typ uint16, data []byte) error {
 		var err error
 		switch typ {
 		case fraPriority:
 			r.Priority, err = attrU32(typ, data)
 		case fraIIFName:
-			r.IIF = cString(data)
+			r.IIF = nlsock.CString(data)
 		case fraFwmark:
 			mark, err = attrU32(typ, data)
 			hasMark = true
@@ -474,16 +456,6 @@ func parseRule(b []byte) (r Rule, ok bool, err error) {
 		r.Table = 0
 	}
 	return r, true, nil
-}
-
-// cString returns the NUL-terminated string at the start of b.
-func cString(b []byte) string {
-	for i, c := range b {
-		if c == 0 {
-			return string(b[:i])
-		}
-	}
-	return string(b)
 }
 
 // encodeRule encodes r as an RTM_NEWRULE/RTM_DELRULE payload.
@@ -535,9 +507,9 @@ func parseLink(b []byte) (l Link, ok bool, err error) {
 	}
 	flags := ne.Uint32(b[8:12])
 	l = Link{Index: int(int32(ne.Uint32(b[4:8]))), Up: flags&iffUp != 0, Carrier: flags&iffLowerUp != 0}
-	err = forAttrs(b[ifinfomsgLen:], func(typ uint16, data []byte) error {
+	err = nlsock.ForAttrs(b[ifinfomsgLen:], func(typ uint16, data []byte) error {
 		if typ == iflaIfname {
-			l.Name = cString(data)
+			l.Name = nlsock.CString(data)
 		}
 		return nil
 	})

@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+
+	"github.com/mwan3d/mwan3d/rtsync/nlsock"
 )
 
 // String renders r like a line of `ip rule` (iproute2 6.x).
@@ -180,13 +182,13 @@ func flagWords(flags uint32) []string {
 func metricWords(raw string) []string {
 	var lock uint32
 	var w []string
-	_ = forAttrs([]byte(raw), func(typ uint16, d []byte) error {
+	_ = nlsock.ForAttrs([]byte(raw), func(typ uint16, d []byte) error {
 		if typ == rtaxLock && len(d) >= 4 {
 			lock = ne.Uint32(d)
 		}
 		return nil
 	})
-	_ = forAttrs([]byte(raw), func(typ uint16, d []byte) error {
+	_ = nlsock.ForAttrs([]byte(raw), func(typ uint16, d []byte) error {
 		if typ == rtaxLock {
 			return nil
 		}
@@ -200,7 +202,7 @@ func metricWords(raw string) []string {
 		}
 		switch {
 		case typ == rtaxCCAlgo:
-			w = append(w, cString(d))
+			w = append(w, nlsock.CString(d))
 		case len(d) >= 4:
 			w = append(w, strconv.FormatUint(uint64(ne.Uint32(d)), 10))
 		}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+
+	"github.com/mwan3d/mwan3d/rtsync/nlsock"
 )
 
 // The links, addresses and routes internal shows are decoded here from the
@@ -51,24 +53,6 @@ const (
 
 var errShortAttr = errors.New("short 32-bit attribute")
 
-// forAttrs calls fn for each attribute of b, stopping at fn's first error.
-func forAttrs(b []byte, fn func(typ uint16, v []byte) error) error {
-	for len(b) > 0 {
-		if len(b) < 4 {
-			return errors.New("truncated attribute header")
-		}
-		l, typ := int(binary.NativeEndian.Uint16(b[0:2])), binary.NativeEndian.Uint16(b[2:4])&0x3fff
-		if l < 4 || l > len(b) {
-			return fmt.Errorf("attribute %d of length %d in %d bytes", typ, l, len(b))
-		}
-		if err := fn(typ, b[4:l]); err != nil {
-			return fmt.Errorf("attribute %d: %w", typ, err)
-		}
-		b = b[min((l+3)&^3, len(b)):]
-	}
-	return nil
-}
-
 func attrU32(v []byte) (uint32, error) {
 	if len(v) < 4 {
 		return 0, errShortAttr
@@ -81,16 +65,6 @@ func attrU32(v []byte) (uint32, error) {
 func attrInt(v []byte) (int, error) {
 	n, err := attrU32(v)
 	return int(n), err
-}
-
-// cString is the NUL-terminated string at the start of v.
-func cString(v []byte) string {
-	for i, c := range v {
-		if c == 0 {
-			return string(v[:i])
-		}
-	}
-	return string(v)
 }
 
 // attrAddr decodes an address attribute of a family whose addresses have
@@ -128,11 +102,11 @@ func parseLinkMsg(b []byte) (linkMsg, error) {
 	}
 	l.Index = int(int32(binary.NativeEndian.Uint32(b[4:8])))
 	l.Flags = binary.NativeEndian.Uint32(b[8:12])
-	err := forAttrs(b[ifinfomsgLen:], func(typ uint16, v []byte) error {
+	err := nlsock.ForAttrs(b[ifinfomsgLen:], func(typ uint16, v []byte) error {
 		var err error
 		switch typ {
 		case iflaIfname:
-			l.Name = cString(v)
+			l.Name = nlsock.CString(v)
 		case iflaMTU:
 			l.MTU, err = attrInt(v)
 		case iflaLink:
@@ -181,7 +155,7 @@ func parseAddrMsg(b []byte) (addrMsg, error) {
 	a.Flags = uint32(b[2])
 	a.Index = int(int32(binary.NativeEndian.Uint32(b[4:8])))
 	var local, address netip.Addr
-	err := forAttrs(b[ifaddrmsgLen:], func(typ uint16, v []byte) error {
+	err := nlsock.ForAttrs(b[ifaddrmsgLen:], func(typ uint16, v []byte) error {
 		var err error
 		switch typ {
 		case ifaAddress:
@@ -191,7 +165,7 @@ func parseAddrMsg(b []byte) (addrMsg, error) {
 		case ifaBroadcast:
 			a.Broadcast, err = attrAddr(v, n)
 		case ifaLabel:
-			a.Label = cString(v)
+			a.Label = nlsock.CString(v)
 		case ifaFlags:
 			a.Flags, err = attrU32(v)
 		case ifaCacheinfo: // struct ifa_cacheinfo: preferred, valid, …
@@ -235,7 +209,7 @@ func parseRouteMsg(b []byte, name func(int) string) (r ipRoute, ok bool, err err
 	if n == 16 {
 		dst = netip.IPv6Unspecified()
 	}
-	err = forAttrs(b[rtmsgLen:], func(typ uint16, v []byte) error {
+	err = nlsock.ForAttrs(b[rtmsgLen:], func(typ uint16, v []byte) error {
 		var err error
 		var i int
 		switch typ {
@@ -277,7 +251,7 @@ func parseNexthops(b []byte, n int, name func(int) string) ([]ipNexthop, error) 
 			return nil, fmt.Errorf("nexthop length %d in %d bytes", l, len(b))
 		}
 		h := ipNexthop{Flags: int(b[2]), Weight: int(b[3]) + 1, Dev: name(int(int32(binary.NativeEndian.Uint32(b[4:8]))))}
-		err := forAttrs(b[rtnexthopLen:l], func(typ uint16, v []byte) error {
+		err := nlsock.ForAttrs(b[rtnexthopLen:l], func(typ uint16, v []byte) error {
 			var err error
 			if typ == rtaGateway {
 				h.Gw, err = attrAddr(v, n)

@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net/netip"
+
+	"github.com/mwan3d/mwan3d/rtsync/nlsock"
 )
 
 // The rules are decoded here from the kernel's RTM_NEWRULE messages: a
@@ -49,7 +51,7 @@ func parseRuleMsg(b []byte) (ipRule, error) {
 		}
 		return netip.PrefixFrom(a, bits), err
 	}
-	err := forAttrs(b[fibRuleHdrLen:], func(typ uint16, v []byte) error {
+	err := nlsock.ForAttrs(b[fibRuleHdrLen:], func(typ uint16, v []byte) error {
 		var err error
 		switch typ {
 		case fraDst:
@@ -57,9 +59,9 @@ func parseRuleMsg(b []byte) (ipRule, error) {
 		case fraSrc:
 			r.Src, err = prefix(v, srcLen)
 		case fraIifName:
-			r.Iif = cString(v)
+			r.Iif = nlsock.CString(v)
 		case fraOifName:
-			r.Oif = cString(v)
+			r.Oif = nlsock.CString(v)
 		case fraGoto:
 			r.Goto, err = attrInt(v)
 		case fraPriority:

@@ -50,8 +50,11 @@ const (
 // dumps again.
 var ErrDumpInterrupted = errors.New("netlink dump interrupted by a concurrent change")
 
-// errMalformed is wrapped by every framing error.
-var errMalformed = errors.New("malformed netlink message")
+// errStop ends an attribute walk early.
+var errStop = errors.New("stop")
+
+// ErrMalformed is wrapped by every framing and attribute error.
+var ErrMalformed = errors.New("malformed netlink message")
 
 var ne = binary.NativeEndian
 
@@ -77,11 +80,11 @@ func appendRequest(b []byte, typ, flags uint16, seq uint32, payload []byte) []by
 // next splits the first message off a datagram.
 func next(b []byte) (m Message, rest []byte, err error) {
 	if len(b) < HeaderLen {
-		return m, nil, fmt.Errorf("%w: %d bytes left for a header", errMalformed, len(b))
+		return m, nil, fmt.Errorf("%w: %d bytes left for a header", ErrMalformed, len(b))
 	}
 	l := int(ne.Uint32(b))
 	if l < HeaderLen || l > len(b) {
-		return m, nil, fmt.Errorf("%w: length %d with %d bytes left", errMalformed, l, len(b))
+		return m, nil, fmt.Errorf("%w: length %d with %d bytes left", ErrMalformed, l, len(b))
 	}
 	m = Message{Type: ne.Uint16(b[4:]), Flags: ne.Uint16(b[6:]), Seq: ne.Uint32(b[8:]), Data: b[HeaderLen:l]}
 	if a := (l + 3) &^ 3; a < len(b) {
@@ -99,7 +102,7 @@ func errorOf(m Message) error {
 		if m.Type == typeDone {
 			return nil // a dump's end without status
 		}
-		return fmt.Errorf("%w: error message of %d bytes", errMalformed, len(m.Data))
+		return fmt.Errorf("%w: error message of %d bytes", ErrMalformed, len(m.Data))
 	}
 	code := int32(ne.Uint32(m.Data))
 	if code == 0 {
@@ -107,7 +110,7 @@ func errorOf(m Message) error {
 	}
 	err := error(syscall.Errno(-code))
 	if code > 0 {
-		err = fmt.Errorf("%w: positive error code %d", errMalformed, code)
+		err = fmt.Errorf("%w: positive error code %d", ErrMalformed, code)
 	}
 	if m.Type != typeError || m.Flags&flagAckTLVs == 0 || len(m.Data) < 4+HeaderLen {
 		return err
@@ -120,28 +123,55 @@ func errorOf(m Message) error {
 		}
 		attrs = m.Data[4+(l+3)&^3:]
 	}
-	for len(attrs) >= 4 {
-		l, typ := int(ne.Uint16(attrs)), ne.Uint16(attrs[2:])&0x3fff
-		if l < 4 || l > len(attrs) {
-			break
-		}
+	// The message attribute, if any; malformed attributes after it (or
+	// instead of it) leave the error as it is.
+	var msg string
+	_ = ForAttrs(attrs, func(typ uint16, v []byte) error {
 		if typ == errAttrMsg {
-			msg := attrs[4:l]
-			for i, c := range msg {
-				if c == 0 {
-					msg = msg[:i]
-					break
-				}
-			}
-			if len(msg) > 0 {
-				return fmt.Errorf("%w: %s", err, msg)
+			if msg = CString(v); msg != "" {
+				return errStop
 			}
 		}
-		if a := (l + 3) &^ 3; a < len(attrs) {
-			attrs = attrs[a:]
-		} else {
-			break
-		}
+		return nil
+	})
+	if msg != "" {
+		return fmt.Errorf("%w: %s", err, msg)
 	}
 	return err
+}
+
+// attrTypeMask strips NLA_F_NESTED and NLA_F_NET_BYTEORDER from a type.
+const attrTypeMask = 0x3fff
+
+// ForAttrs calls fn for each attribute (struct nlattr) of b in order,
+// with the type's flag bits masked off and the payload without padding,
+// and stops at fn's first error, which it returns as is. A length that
+// does not fit, or bytes after the last attribute too short for a
+// header, is an error wrapping the package's malformed-message error.
+func ForAttrs(b []byte, fn func(typ uint16, v []byte) error) error {
+	for len(b) > 0 {
+		if len(b) < 4 {
+			return fmt.Errorf("%w: %d bytes after the last attribute", ErrMalformed, len(b))
+		}
+		l := int(ne.Uint16(b))
+		if l < 4 || l > len(b) {
+			return fmt.Errorf("%w: attribute length %d with %d bytes left", ErrMalformed, l, len(b))
+		}
+		if err := fn(ne.Uint16(b[2:])&attrTypeMask, b[4:l]); err != nil {
+			return err
+		}
+		b = b[min((l+3)&^3, len(b)):]
+	}
+	return nil
+}
+
+// CString is the NUL-terminated string at the start of v (all of v
+// without a NUL).
+func CString(v []byte) string {
+	for i, c := range v {
+		if c == 0 {
+			return string(v[:i])
+		}
+	}
+	return string(v)
 }

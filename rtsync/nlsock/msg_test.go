@@ -61,8 +61,8 @@ func TestNext(t *testing.T) {
 		"length beyond end":   two[:HeaderLen+2],
 		"length below header": append(ne.AppendUint32(nil, 8), make([]byte, 12)...),
 	} {
-		if _, _, err := next(b); !errors.Is(err, errMalformed) {
-			t.Errorf("%s: err %v, want errMalformed", name, err)
+		if _, _, err := next(b); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: err %v, want ErrMalformed", name, err)
 		}
 	}
 }
@@ -101,7 +101,7 @@ func TestErrorOf(t *testing.T) {
 		}
 	}
 	short := Message{Type: typeError, Data: []byte{1, 2}}
-	if err := errorOf(short); !errors.Is(err, errMalformed) {
+	if err := errorOf(short); !errors.Is(err, ErrMalformed) {
 		t.Errorf("short error message: %v", err)
 	}
 }
@@ -114,8 +114,8 @@ func FuzzNext(f *testing.F) {
 		for len(b) > 0 {
 			m, rest, err := next(b)
 			if err != nil {
-				if !errors.Is(err, errMalformed) {
-					t.Fatalf("error %v does not wrap errMalformed", err)
+				if !errors.Is(err, ErrMalformed) {
+					t.Fatalf("error %v does not wrap ErrMalformed", err)
 				}
 				return
 			}

@@ -435,18 +435,28 @@ func target(m *ubus.Message) (uint32, bool) {
 	return be32(d), true
 }
 
-func (b *Broker) subscribe(c *client, m *ubus.Message) int {
+// subscriber resolves the OBJID (the client's own subscriber object) and
+// TARGET of a (un)subscribe request, or returns the status to answer.
+func (b *Broker) subscriber(c *client, m *ubus.Message) (*object, uint32, int) {
 	id, ok1 := m.GetU32(ubus.AttrObjID)
 	tid, ok2 := target(m)
 	if !ok1 || !ok2 {
-		return int(ubus.StatusInvalidArgument)
+		return nil, 0, int(ubus.StatusInvalidArgument)
 	}
 	obj := b.objects[id]
 	if obj == nil {
-		return int(ubus.StatusNotFound)
+		return nil, 0, int(ubus.StatusNotFound)
 	}
 	if obj.client != c {
-		return int(ubus.StatusInvalidArgument)
+		return nil, 0, int(ubus.StatusInvalidArgument)
+	}
+	return obj, tid, 0
+}
+
+func (b *Broker) subscribe(c *client, m *ubus.Message) int {
+	obj, tid, status := b.subscriber(c, m)
+	if status != 0 {
+		return status
 	}
 	t := b.objects[tid]
 	if t == nil || t.client == nil {
@@ -469,17 +479,9 @@ func (b *Broker) subscribe(c *client, m *ubus.Message) int {
 }
 
 func (b *Broker) unsubscribe(c *client, m *ubus.Message) int {
-	id, ok1 := m.GetU32(ubus.AttrObjID)
-	tid, ok2 := target(m)
-	if !ok1 || !ok2 {
-		return int(ubus.StatusInvalidArgument)
-	}
-	obj := b.objects[id]
-	if obj == nil {
-		return int(ubus.StatusNotFound)
-	}
-	if obj.client != c {
-		return int(ubus.StatusInvalidArgument)
+	obj, tid, status := b.subscriber(c, m)
+	if status != 0 {
+		return status
 	}
 	for _, s := range obj.targets {
 		if s.target.id == tid {
